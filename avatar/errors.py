@@ -1,0 +1,39 @@
+"""Exceptions the workbench raises for bad input: each names the problem and the thing at fault."""
+
+from __future__ import annotations
+
+
+class AvatarError(Exception):
+    """Base class of every error the workbench raises on purpose."""
+
+
+class CompanionSpecError(AvatarError, ValueError):
+    """A companion spec (YAML or arguments) is malformed: missing field, no images, bad path."""
+
+
+class ImageReadError(AvatarError, ValueError):
+    """An image file cannot be read or decoded."""
+
+
+class FaceNotFoundError(AvatarError, ValueError):
+    """No usable face was found in any of a companion's images."""
+
+
+class FaceTooSmallError(FaceNotFoundError):
+    """A face was found but is too small to animate at the requested render size."""
+
+
+class TextInputError(AvatarError, ValueError):
+    """Text for speech is empty, too long or has nothing speakable."""
+
+
+class AudioFormatError(AvatarError, ValueError):
+    """Audio cannot be read, has an unsupported layout or rate, or is silent when speech is required."""
+
+
+class MotionTrackError(AvatarError, ValueError):
+    """A motion track is inconsistent (unknown channel, wrong shape, bad fps)."""
+
+
+class WeightsMissingError(AvatarError, FileNotFoundError):
+    """A model file the workbench needs is not installed or not in the weights directory."""
