@@ -37,3 +37,7 @@ class MotionTrackError(AvatarError, ValueError):
 
 class WeightsMissingError(AvatarError, FileNotFoundError):
     """A model file the workbench needs is not installed or not in the weights directory."""
+
+
+class VideoFormatError(AvatarError, ValueError):
+    """A video frame or file is malformed: wrong frame shape or dtype, no video stream, undecodable."""

@@ -1,5 +1,15 @@
 """Speech: TTS backends, aligners and the PhonemeTimeline they all produce."""
 
+from avatar.speech.hibari_tts import HibariTTS
 from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline, WordSpan
+from avatar.speech.tts import Speech, TextToSpeech
 
-__all__ = ["SILENCE", "Phone", "PhonemeTimeline", "WordSpan"]
+__all__ = [
+    "SILENCE",
+    "HibariTTS",
+    "Phone",
+    "PhonemeTimeline",
+    "Speech",
+    "TextToSpeech",
+    "WordSpan",
+]

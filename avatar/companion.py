@@ -1,0 +1,219 @@
+"""CompanionSpec: a companion's visual definition (images, style, voice), YAML loading, image reading."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+from avatar.errors import CompanionSpecError, ImageReadError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_ASTRONAUT = "embedded:astronaut"
+"""Image ref of the embedded default companion: scikit-image's public-domain NASA portrait."""
+
+
+def configs_dir() -> Path:
+    """The repository's Hydra ``configs/`` folder, found beside the ``avatar`` package.
+
+    Equivalent to ``Path(avatar.__file__).parents[1] / "configs"``; this module's own path is used
+    because ``avatar`` may be a namespace package without ``__file__``.
+    """
+    return Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass
+class CompanionSpec:
+    """What a companion looks and sounds like.
+
+    Attributes:
+        id: stable identifier (used in session and cache names).
+        name: display name.
+        images: image refs, best first: file paths, or ``"embedded:astronaut"``.
+        style: free-form rendering style options (renderer-specific, may be empty).
+        voice: TTS voice name, or None for the backend default.
+    """
+
+    id: str
+    name: str
+    images: list[str]
+    style: dict = field(default_factory=dict)
+    voice: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, *, base_dir: str | Path | None = None) -> CompanionSpec:
+        """Builds and validates a spec from a mapping (e.g. parsed YAML).
+
+        Args:
+            d: mapping with keys ``id``, ``name``, ``images`` and optionally ``style``, ``voice``.
+            base_dir: relative image paths are resolved against this folder (the YAML's folder).
+
+        Raises:
+            CompanionSpecError: naming the missing, unknown or malformed field.
+        """
+        if not isinstance(d, dict):
+            raise CompanionSpecError(f"companion spec must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(map(str, d)) - known)
+        if unknown:
+            raise CompanionSpecError(
+                f"companion spec has unknown field(s) {unknown}; allowed: {sorted(known)}"
+            )
+        for key in ("id", "name", "images"):
+            if key not in d:
+                raise CompanionSpecError(f"companion spec is missing required field '{key}'")
+        for key in ("id", "name"):
+            if not isinstance(d[key], str) or not d[key].strip():
+                raise CompanionSpecError(f"companion field '{key}' must be a non-empty string")
+        images = d["images"]
+        if not isinstance(images, list):
+            raise CompanionSpecError(
+                f"companion field 'images' must be a list of paths, got {type(images).__name__}"
+            )
+        if not images:
+            raise CompanionSpecError(f"companion '{d['id']}' has no images ('images' is empty)")
+        bad = [i for i, ref in enumerate(images) if not isinstance(ref, str) or not ref.strip()]
+        if bad:
+            raise CompanionSpecError(f"companion field 'images' has non-string entries at {bad}")
+        style = d.get("style") or {}
+        if not isinstance(style, dict):
+            raise CompanionSpecError(f"companion field 'style' must be a mapping, got {style!r}")
+        voice = d.get("voice")
+        if voice is not None and not isinstance(voice, str):
+            raise CompanionSpecError(f"companion field 'voice' must be a string, got {voice!r}")
+        refs = [_resolve_ref(ref, base_dir) for ref in images]
+        return cls(id=d["id"], name=d["name"], images=refs, style=dict(style), voice=voice)
+
+
+def _resolve_ref(ref: str, base_dir: str | Path | None) -> str:
+    if ref.startswith("embedded:") or base_dir is None:
+        return ref
+    path = Path(ref).expanduser()
+    return str(path if path.is_absolute() else Path(base_dir) / path)
+
+
+def load_companion(path_or_name: str | Path) -> CompanionSpec:
+    """Loads a companion spec from a YAML file path, or by name from ``configs/companion/``.
+
+    Args:
+        path_or_name: a path to a ``.yaml`` file, or a bare name such as ``"default"``.
+
+    Raises:
+        CompanionSpecError: the file is missing, is not valid YAML, or fails validation.
+
+    Example:
+        >>> load_companion("default").name
+        'Astra'
+    """
+    path = Path(path_or_name).expanduser()
+    if not path.is_file():
+        by_name = configs_dir() / "companion" / f"{path_or_name}.yaml"
+        if not by_name.is_file():
+            raise CompanionSpecError(
+                f"no companion file '{path_or_name}' and no '{by_name.name}' in {by_name.parent}"
+            )
+        path = by_name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CompanionSpecError(f"cannot read companion file {path}: {exc}") from exc
+    try:
+        return CompanionSpec.from_dict(data, base_dir=path.parent)
+    except CompanionSpecError as exc:
+        raise CompanionSpecError(f"{path}: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def _astronaut() -> np.ndarray:
+    from skimage import data
+
+    img = np.ascontiguousarray(data.astronaut(), dtype=np.uint8)  # (512, 512, 3) RGB
+    img.setflags(write=False)
+    return img
+
+
+def load_image(ref: str | Path) -> np.ndarray:
+    """Reads an image ref as RGB.
+
+    Grayscale is replicated to three channels, an alpha channel is composited over white, and
+    16-bit or float data is rescaled to 8 bits.
+
+    Args:
+        ref: a file path, or ``"embedded:astronaut"`` for scikit-image's astronaut portrait.
+
+    Returns:
+        (H, W, 3) uint8 RGB array (a fresh copy).
+
+    Raises:
+        ImageReadError: naming the path and why it cannot be read.
+    """
+    ref = str(ref)
+    if ref == EMBEDDED_ASTRONAUT:
+        return _astronaut().copy()
+    if ref.startswith("embedded:"):
+        raise ImageReadError(f"{ref}: unknown embedded image (only '{EMBEDDED_ASTRONAUT}')")
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        reason = "is a directory" if path.is_dir() else "no such file"
+        raise ImageReadError(f"cannot read image {path}: {reason}")
+    buf = np.fromfile(str(path), dtype=np.uint8)  # imdecode: works for any path encoding
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None:
+        raise ImageReadError(f"cannot read image {path}: not a decodable image ({buf.size} bytes)")
+    return _to_rgb8(img, path)
+
+
+def _to_rgb8(img: np.ndarray, path: Path) -> np.ndarray:
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif img.dtype in (np.float32, np.float64):
+        img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ImageReadError(f"cannot read image {path}: unsupported pixel type {img.dtype}")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    channels = img.shape[2]
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
+    if channels == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB).astype(np.float32)
+        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
+        return (rgb * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    raise ImageReadError(f"cannot read image {path}: {channels} channels")
+
+
+def image_bytes(ref: str | Path) -> bytes:
+    """The bytes that identify an image ref, for cache keys.
+
+    Args:
+        ref: as for :func:`load_image`.
+
+    Returns:
+        The file's bytes, or for the embedded astronaut its shape and pixel bytes.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable.
+    """
+    ref = str(ref)
+    if ref.startswith("embedded:"):
+        img = load_image(ref)
+        return repr(img.shape).encode() + img.tobytes()
+    path = Path(ref).expanduser()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+
+
+def display_path(ref: str) -> str:
+    """How an image ref is named in messages and ``AvatarIdentity.source_path``."""
+    return f"<{ref}>" if str(ref).startswith("embedded:") else str(ref)

@@ -1,0 +1,152 @@
+"""On-disk identity cache keyed by content: the same images and settings give the same avatar.
+
+An entry is the folder ``<root>/identity/<key>/`` holding ``arrays.npz`` (portrait, landmarks,
+triangles, masks) and ``meta.json`` (everything else). It is written into a temporary folder beside
+it and renamed into place, so readers never see half an entry; an unreadable entry is a miss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avatar.identity.types import AvatarIdentity, MouthInterior
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+"""Bump when derivation changes so old entries stop matching."""
+CACHE_ENV = "AVATAR_CACHE_DIR"
+"""Environment variable naming the cache root."""
+DEFAULT_ROOT = Path("~/.cache/companion-avatar")
+_ARRAYS, _META = "arrays.npz", "meta.json"
+_MASK_PREFIX = "mask_"
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """The cache root: the argument, else ``$AVATAR_CACHE_DIR``, else ``~/.cache/companion-avatar``."""
+    chosen = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or DEFAULT_ROOT
+    return Path(chosen).expanduser()
+
+
+def cache_key(image_blobs: Iterable[bytes], settings: dict[str, Any]) -> str:
+    """sha256 hex digest of the cache version, the settings and every image's bytes, in order.
+
+    Args:
+        image_blobs: each image's identifying bytes (see ``avatar.companion.image_bytes``).
+        settings: JSON-serialisable derivation settings (sizes, thresholds, model hash ...).
+    """
+    digest = hashlib.sha256()
+    digest.update(f"avatar-identity/{CACHE_VERSION}\n".encode())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode() + b"\n")
+    for blob in image_blobs:
+        digest.update(len(blob).to_bytes(8, "little"))  # lengths keep concatenations distinct
+        digest.update(blob)
+    return digest.hexdigest()
+
+
+def entry_dir(root: Path, key: str) -> Path:
+    """Folder of the entry for ``key`` under a cache root."""
+    return root / "identity" / key
+
+
+def load_identity(root: Path, key: str) -> AvatarIdentity | None:
+    """Reads a cached identity.
+
+    Returns:
+        The identity, or None when there is no entry or it is unreadable (logged as a warning;
+        the caller then derives and overwrites it).
+    """
+    entry = entry_dir(root, key)
+    if not entry.is_dir():
+        return None
+    try:
+        return _read_entry(entry, key)
+    except Exception as exc:  # any failure to parse means a broken entry, never a crash
+        log.warning("identity cache entry %s is unreadable (%s); deriving it again", entry, exc)
+        return None
+
+
+def _read_entry(entry: Path, key: str) -> AvatarIdentity:
+    meta = json.loads((entry / _META).read_text(encoding="utf-8"))
+    if meta.get("key") != key or meta.get("cache_version") != CACHE_VERSION:
+        raise ValueError("key or version mismatch")
+    with np.load(entry / _ARRAYS, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    masks = {name: arrays[_MASK_PREFIX + name] for name in meta["masks"]}
+    portrait, landmarks = arrays["portrait"], arrays["landmarks"]
+    size = portrait.shape[0]
+    if portrait.shape != (size, size, 3) or landmarks.shape != (478, 3):
+        raise ValueError(f"bad shapes {portrait.shape} {landmarks.shape}")
+    if any(m.shape != (size, size) for m in masks.values()):
+        raise ValueError("mask shape does not match the portrait")
+    mouth = meta["mouth"]
+    return AvatarIdentity(
+        portrait=portrait,
+        landmarks=landmarks,
+        triangles=arrays["triangles"],
+        masks=masks,
+        mouth=MouthInterior(**{k: tuple(v) if isinstance(v, list) else v for k, v in mouth.items()}),
+        blendshapes={str(k): float(v) for k, v in meta["blendshapes"].items()},
+        head_pose=tuple(float(a) for a in meta["head_pose"]),
+        source_index=int(meta["source_index"]),
+        source_path=str(meta["source_path"]),
+        selection=list(meta["selection"]),
+        key=key,
+    )
+
+
+def save_identity(root: Path, identity: AvatarIdentity) -> Path:
+    """Writes an identity under its ``key`` atomically, replacing any (broken) old entry.
+
+    Returns:
+        The entry folder.
+    """
+    if not identity.key:
+        raise ValueError("identity has no cache key")
+    final = entry_dir(root, identity.key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{identity.key[:16]}-", dir=final.parent))
+    try:
+        arrays = {
+            "portrait": identity.portrait,
+            "landmarks": identity.landmarks,
+            "triangles": identity.triangles,
+            **{_MASK_PREFIX + k: v for k, v in identity.masks.items()},
+        }
+        np.savez(tmp / _ARRAYS, **arrays)
+        meta = {
+            "key": identity.key,
+            "cache_version": CACHE_VERSION,
+            "masks": list(identity.masks),
+            "mouth": dataclasses.asdict(identity.mouth),
+            "blendshapes": identity.blendshapes,
+            "head_pose": list(identity.head_pose),
+            "source_index": identity.source_index,
+            "source_path": identity.source_path,
+            "selection": identity.selection,
+        }
+        (tmp / _META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        if final.exists():  # a broken entry (a valid one would have been a hit)
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / _META).is_file():
+                raise
+            log.debug("identity cache entry %s was written concurrently; keeping it", final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("identity cached at %s", final)
+    return final

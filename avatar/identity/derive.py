@@ -1,0 +1,236 @@
+"""derive_identity: CompanionSpec images -> AvatarIdentity (detect, choose, align, mask, cache).
+
+Stages, each in its own module: read the images (``avatar.companion``), find faces
+(``landmarker``/``search``), score them and choose a source (``selection``), align it into an
+S x S portrait and landmark it again (``alignment``), build masks and mouth parameters
+(``masks``), and store the result by content hash (``cache``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from avatar.companion import CompanionSpec, display_path, image_bytes, load_image
+from avatar.errors import AvatarError, FaceNotFoundError, FaceTooSmallError, ImageReadError
+from avatar.identity import cache
+from avatar.identity.alignment import EYE_CENTER, EYE_DISTANCE, align_face
+from avatar.identity.landmarker import FaceObservation, detect_faces, face_landmarker_path
+from avatar.identity.masks import mouth_interior, region_masks
+from avatar.identity.search import centred_pose
+from avatar.identity.selection import select_source
+from avatar.identity.topology import mesh_triangles
+from avatar.identity.types import AvatarIdentity
+
+log = logging.getLogger(__name__)
+
+MULTIPLE_FACES = ("largest", "refuse")
+"""Policies for an image with several faces."""
+SEARCH_MIN_WINDOW = 64
+"""Smallest search window, pixels: small enough to find faces too small to use, to say so."""
+MAX_FACES = 4
+
+
+@lru_cache(maxsize=4)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _model_fingerprint() -> str:
+    path = face_landmarker_path()
+    stat = path.stat()
+    return f"mediapipe {version('mediapipe')} " + _file_sha256(
+        str(path), stat.st_size, stat.st_mtime_ns
+    )
+
+
+def _face_in_image(
+    ref: str, *, min_eye_distance_px: float, multiple_faces: str
+) -> tuple[np.ndarray, FaceObservation]:
+    """Reads one image and returns it with its usable face, or raises naming the image."""
+    path = display_path(ref)
+    image = load_image(ref)
+    faces = detect_faces(image, max_faces=MAX_FACES, min_window=SEARCH_MIN_WINDOW)
+    if not faces:
+        raise FaceNotFoundError(f"{path}: no face found ({image.shape[1]}x{image.shape[0]} image)")
+    if len(faces) > 1:
+        count = f"{len(faces)}{'+' if len(faces) == MAX_FACES else ''} faces"
+        if multiple_faces == "refuse":
+            raise FaceNotFoundError(f"{path}: {count} found and multiple_faces='refuse'")
+        log.warning(
+            "%s: %s found; using the largest (eye distance %.0f px, next %.0f px)",
+            path,
+            count,
+            faces[0].eye_distance,
+            faces[1].eye_distance,
+        )
+    face = faces[0]
+    if face.eye_distance < min_eye_distance_px:
+        raise FaceTooSmallError(
+            f"{path}: face too small: eye-corner distance {face.eye_distance:.1f} px is below "
+            f"min_eye_distance_px={min_eye_distance_px:g} (crop or upscale the face)"
+        )
+    face = dataclasses.replace(face, pose=centred_pose(image, face))
+    return image, face
+
+
+def _raise_no_usable(spec: CompanionSpec, problems: list[AvatarError]) -> None:
+    """Raises one error listing every image's problem; its class is theirs when all agree."""
+    kinds = {type(p) for p in problems}
+    cls = kinds.pop() if len(kinds) == 1 else FaceNotFoundError
+    lines = "\n".join(f"  - {p}" for p in problems)
+    raise cls(f"companion '{spec.id}': no usable face in its {len(problems)} image(s):\n{lines}")
+
+
+def _examine_images(
+    refs: list[str], *, min_eye_distance_px: float, multiple_faces: str
+) -> tuple[list[np.ndarray | None], list[FaceObservation | None], list[AvatarError | None]]:
+    """Per image: the pixels and usable face, or None and the problem (logged)."""
+    images: list[np.ndarray | None] = []
+    faces: list[FaceObservation | None] = []
+    problems: list[AvatarError | None] = []
+    for ref in refs:
+        image, face, problem = None, None, None
+        try:
+            image, face = _face_in_image(
+                ref, min_eye_distance_px=min_eye_distance_px, multiple_faces=multiple_faces
+            )
+        except (ImageReadError, FaceNotFoundError) as exc:
+            log.warning("skipping image: %s", exc)
+            problem = exc
+        images.append(image)
+        faces.append(face)
+        problems.append(problem)
+    return images, faces, problems
+
+
+def _derive(
+    spec: CompanionSpec,
+    *,
+    size: int,
+    min_eye_distance_px: float,
+    multiple_faces: str,
+    eye_center: tuple[float, float],
+    eye_distance: float,
+    key: str,
+) -> AvatarIdentity:
+    images, faces, problems = _examine_images(
+        spec.images, min_eye_distance_px=min_eye_distance_px, multiple_faces=multiple_faces
+    )
+    if all(f is None for f in faces):
+        _raise_no_usable(spec, [p for p in problems if p is not None])
+    paths = [display_path(r) for r in spec.images]
+    index, rows = select_source(
+        faces,
+        target_eye_px=eye_distance * size,
+        paths=paths,
+        problems=[str(p) if p else None for p in problems],
+    )
+    image, face = images[index], faces[index]
+    assert image is not None and face is not None
+    portrait, aligned, _ = align_face(
+        image, face, size=size, eye_center=eye_center, eye_distance=eye_distance
+    )
+    return AvatarIdentity(
+        portrait=portrait,
+        landmarks=aligned.landmarks.astype(np.float32),
+        triangles=mesh_triangles(),
+        masks=region_masks(aligned.landmarks, size),
+        mouth=mouth_interior(portrait, aligned.landmarks),
+        blendshapes=dict(face.blendshapes),
+        head_pose=tuple(float(a) for a in face.pose),
+        source_index=index,
+        source_path=paths[index],
+        selection=rows,
+        key=key,
+    )
+
+
+def derive_identity(
+    spec: CompanionSpec,
+    *,
+    size: int = 512,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    min_eye_distance_px: float = 40.0,
+    multiple_faces: str = "largest",
+    eye_center: tuple[float, float] = EYE_CENTER,
+    eye_distance: float = EYE_DISTANCE,
+) -> AvatarIdentity:
+    """Derives (or loads from the cache) a companion's animatable identity.
+
+    Args:
+        spec: the companion; each of its images is examined, unusable ones are skipped.
+        size: portrait side S in pixels.
+        cache_dir: cache root (default ``$AVATAR_CACHE_DIR`` or ``~/.cache/companion-avatar``).
+        use_cache: read and write the cache; False always derives and writes nothing.
+        min_eye_distance_px: smallest usable outer-eye distance in source pixels.
+        multiple_faces: ``"largest"`` uses the largest face (warning) in an image with several,
+            ``"refuse"`` treats such an image as unusable.
+        eye_center: (x, y) of the outer-eye midpoint in the portrait, fractions of S.
+        eye_distance: outer-eye distance in the portrait, fraction of S.
+
+    Returns:
+        The identity: (S, S, 3) portrait, (478, 3) landmarks in portrait pixels, (852, 3)
+        triangles, masks, mouth parameters, source blendshapes and head pose (degrees, measured
+        in a crop centred on the face), the chosen image and every image's selection scores.
+
+    Raises:
+        ImageReadError: every image is unreadable.
+        FaceTooSmallError: every image's face is below ``min_eye_distance_px``.
+        FaceNotFoundError: no image has a usable face (the message lists each image and why).
+        ValueError: an unknown ``multiple_faces`` policy or a bad size.
+    """
+    if multiple_faces not in MULTIPLE_FACES:
+        raise ValueError(f"multiple_faces must be one of {MULTIPLE_FACES}, got {multiple_faces!r}")
+    if size < 64:
+        raise ValueError(f"size must be at least 64 pixels, got {size}")
+    settings = {
+        "size": int(size),
+        "min_eye_distance_px": float(min_eye_distance_px),
+        "multiple_faces": multiple_faces,
+        "eye_center": [float(eye_center[0]), float(eye_center[1])],
+        "eye_distance": float(eye_distance),
+        "search_min_window": SEARCH_MIN_WINDOW,
+        "model": _model_fingerprint(),
+    }
+    key = cache.cache_key((_key_bytes(ref) for ref in spec.images), settings)
+    root = cache.cache_root(cache_dir)
+    if use_cache and (hit := cache.load_identity(root, key)) is not None:
+        log.info("identity of companion '%s' loaded from cache (%s)", spec.id, key[:12])
+        return hit
+    start = time.perf_counter()
+    identity = _derive(
+        spec,
+        size=size,
+        min_eye_distance_px=min_eye_distance_px,
+        multiple_faces=multiple_faces,
+        eye_center=(float(eye_center[0]), float(eye_center[1])),
+        eye_distance=eye_distance,
+        key=key,
+    )
+    log.info(
+        "identity of companion '%s' derived in %.2f s from image %d (%s)",
+        spec.id,
+        time.perf_counter() - start,
+        identity.source_index + 1,
+        identity.source_path,
+    )
+    if use_cache:
+        cache.save_identity(root, identity)
+    return identity
+
+
+def _key_bytes(ref: str) -> bytes:
+    """An image's bytes for the key; an unreadable image contributes a marker (it is skipped)."""
+    try:
+        return image_bytes(ref)
+    except ImageReadError:
+        return f"<unreadable {ref}>".encode()

@@ -1,0 +1,173 @@
+"""Non-verbal behaviour: blinks, idle head sway, speech-related nods, gaze on the camera.
+
+Every function takes a seeded ``numpy.random.Generator`` so that a track is reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+
+def blink_times(
+    duration_s: float,
+    rng: np.random.Generator,
+    *,
+    rate_per_min: float,
+    min_interval_s: float,
+    max_interval_s: float,
+) -> np.ndarray:
+    """Blink onset times in seconds over ``[0, duration_s)``.
+
+    Intervals are drawn from a gamma distribution whose mean gives ``rate_per_min``, clipped to
+    ``[min_interval_s, max_interval_s]`` so that there is never a long stare (a blink at least
+    every ``max_interval_s``) and never a flutter.
+
+    >>> ts = blink_times(60.0, np.random.default_rng(0), rate_per_min=15,
+    ...                  min_interval_s=1.5, max_interval_s=6.0)
+    >>> 8 <= len(ts) <= 25 and bool(np.all(np.diff(ts) >= 1.5))
+    True
+    """
+    mean = 60.0 / rate_per_min
+    shape = 4.0  # fairly regular, as in relaxed conversation
+    times = []
+    t = float(rng.uniform(0.4, min(max_interval_s, mean)))
+    while t < duration_s:
+        times.append(t)
+        t += float(np.clip(rng.gamma(shape, mean / shape), min_interval_s, max_interval_s))
+    return np.asarray(times, np.float64)
+
+
+def blink_curve(
+    onsets_s: np.ndarray, n_frames: int, fps: float, *, close_s: float, hold_s: float, open_s: float
+) -> np.ndarray:
+    """(T,) eyelid closure in [0, 1] for blinks starting at ``onsets_s``.
+
+    A blink closes in ``close_s`` (fast), stays shut ``hold_s`` and reopens in ``open_s``
+    (slower), the asymmetric profile of real blinks. Each frame takes the mean closure over its
+    interval so that even a 100 ms blink reaches nearly full closure on one 25 fps frame.
+    """
+    sub = 8  # samples per frame
+    t = (np.arange(n_frames * sub) + 0.5) / (fps * sub)
+    closure = np.zeros_like(t)
+    for onset in onsets_s:
+        dt = t - onset
+        closing = np.clip(dt / close_s, 0.0, 1.0)
+        opening = np.clip(1.0 - (dt - close_s - hold_s) / open_s, 0.0, 1.0)
+        c = np.where(dt < close_s + hold_s, closing, opening)
+        c = np.where(dt < 0, 0.0, c)
+        closure = np.maximum(closure, np.sin(0.5 * np.pi * c) ** 2)
+    per_frame = closure.reshape(n_frames, sub).max(axis=1)
+    return per_frame.astype(np.float32)
+
+
+def smooth_noise(
+    n_frames: int, fps: float, rng: np.random.Generator, *, cutoff_hz: float
+) -> np.ndarray:
+    """(T,) band-limited noise with unit standard deviation (Gaussian-filtered white noise)."""
+    pad = int(3 * fps / cutoff_hz)
+    white = rng.standard_normal(n_frames + 2 * pad)
+    sigma = fps / (2.0 * np.pi * cutoff_hz)
+    x = gaussian_filter1d(white, sigma)[pad : pad + n_frames]
+    # std of Gaussian-filtered unit white noise (not the sample std: a short clip would blow up)
+    expected_std = 1.0 / np.sqrt(2.0 * np.sqrt(np.pi) * sigma)
+    return (x / expected_std).astype(np.float32)
+
+
+def head_motion(
+    n_frames: int,
+    fps: float,
+    rng: np.random.Generator,
+    *,
+    activity: np.ndarray,
+    sway_deg: float,
+    speaking_sway_gain: float,
+    nod_deg: float,
+) -> dict[str, np.ndarray]:
+    """Head yaw, pitch and roll in degrees, each (T,).
+
+    Idle sway is slow band-limited noise (below 0.3 Hz) of ``sway_deg`` standard deviation;
+    while speaking it grows by ``speaking_sway_gain`` and phrase-level nods follow the speech
+    activity: pitch dips by up to ``nod_deg`` when the voice gets louder.
+
+    Args:
+        activity: (T,) speech loudness envelope in [0, 1] per frame (0 in silence).
+    """
+    speaking = gaussian_filter1d(np.asarray(activity, np.float64), 0.5 * fps)
+    gain = 1.0 + speaking_sway_gain * np.clip(speaking / max(speaking.max(), 1e-6), 0, 1)
+    yaw = sway_deg * gain * smooth_noise(n_frames, fps, rng, cutoff_hz=0.25)
+    roll = 0.6 * sway_deg * gain * smooth_noise(n_frames, fps, rng, cutoff_hz=0.2)
+    pitch = 0.7 * sway_deg * gain * smooth_noise(n_frames, fps, rng, cutoff_hz=0.3)
+    # nods: emphasis = fast envelope minus slow envelope (syllable-to-phrase band)
+    fast = gaussian_filter1d(np.asarray(activity, np.float64), 0.06 * fps)
+    slow = gaussian_filter1d(np.asarray(activity, np.float64), 0.6 * fps)
+    emphasis = np.clip(fast - slow, 0.0, None)
+    if emphasis.max() > 1e-6:
+        emphasis /= emphasis.max()
+    pitch = pitch + nod_deg * gaussian_filter1d(emphasis, 0.08 * fps)
+    return {
+        "head_yaw": yaw.astype(np.float32),
+        "head_pitch": pitch.astype(np.float32),
+        "head_roll": roll.astype(np.float32),
+    }
+
+
+def speech_activity(audio: np.ndarray, sample_rate: int, n_frames: int, fps: float) -> np.ndarray:
+    """(T,) loudness envelope per frame in [0, 1]: frame RMS in dB mapped from [-50, 0] dBFS
+    relative to the loudest frame.
+
+    >>> a = np.r_[np.zeros(8000), 0.5 * np.ones(8000)].astype(np.float32)
+    >>> env = speech_activity(a, 16000, 25, 25.0)
+    >>> float(env[:10].max()), float(env[-5:].min())
+    (0.0, 1.0)
+    """
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    hop = sample_rate / fps
+    env = np.zeros(n_frames, np.float32)
+    for k in range(n_frames):
+        seg = audio[int(round(k * hop)) : int(round((k + 1) * hop))]
+        if seg.size:
+            env[k] = np.sqrt(np.mean(seg.astype(np.float64) ** 2))
+    peak = float(env.max())
+    if peak <= 1e-8:
+        return np.zeros(n_frames, np.float32)
+    db = 20.0 * np.log10(np.maximum(env / peak, 1e-8))
+    return np.clip((db + 50.0) / 50.0, 0.0, 1.0).astype(np.float32)
+
+
+def silent_spans(
+    audio: np.ndarray, sample_rate: int, *, min_duration_s: float, threshold_db: float
+) -> list[tuple[float, float]]:
+    """(start, end) seconds where the audio stays ``threshold_db`` below its loudest 20 ms
+    frame for at least ``min_duration_s``.
+
+    >>> a = np.r_[np.ones(8000), np.zeros(8000), np.ones(8000)].astype(np.float32) * 0.3
+    >>> [(round(s, 2), round(e, 2)) for s, e in silent_spans(a, 16000, min_duration_s=0.2,
+    ...                                                      threshold_db=-40)]
+    [(0.5, 1.0)]
+    """
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    hop = max(int(round(0.02 * sample_rate)), 1)
+    n = len(audio) // hop
+    if n == 0:
+        return []
+    frames = audio[: n * hop].reshape(n, hop).astype(np.float64)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    peak = float(rms.max())
+    if peak <= 1e-9:
+        return [(0.0, len(audio) / sample_rate)]
+    quiet = 20.0 * np.log10(np.maximum(rms / peak, 1e-12)) < threshold_db
+    spans: list[tuple[float, float]] = []
+    start = None
+    for i, q in enumerate(np.r_[quiet, False]):
+        if q and start is None:
+            start = i
+        elif not q and start is not None:
+            if (i - start) * hop / sample_rate >= min_duration_s:
+                spans.append((start * hop / sample_rate, min(i * hop, len(audio)) / sample_rate))
+            start = None
+    return spans

@@ -1,0 +1,5 @@
+"""The mesh-warp renderer: face rig + dense warp + painted mouth interior."""
+
+from avatar.renderers.meshwarp.renderer import MeshWarpRenderer
+
+__all__ = ["MeshWarpRenderer"]

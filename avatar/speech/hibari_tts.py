@@ -1,0 +1,317 @@
+"""HibariTTS: offline English TTS (hibari, 24 kHz) with per-phoneme timings from its ONNX graph.
+
+hibari's API returns audio only. Its graph has one ``CumSum`` whose input is the duration of each
+input symbol in 25 ms steps (600 samples, two 12.5 ms STFT hops); we expose that tensor as an
+extra graph output and run the session ourselves, then render the waveform with
+``hibari.dsp.synth`` exactly as ``Hibari.from_ids`` does.
+
+The durations are the model's own alignment (what its decoder is conditioned on), not a forced
+alignment of the audio: measured on hibari 0.2.1, audible onsets can lead their phone by up to
+~50 ms, and a phrase-final phone keeps the model's decay into silence (~0.2 s) before the pause.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from avatar.errors import AvatarError, TextInputError, WeightsMissingError
+from avatar.speech.loudness import normalize_loudness
+from avatar.speech.text import split_sentences, validate_text
+from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline, WordSpan
+from avatar.speech.tts import Speech
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+    from hibari.g2p import G2P
+
+log = logging.getLogger(__name__)
+
+STEP = 600
+"""Samples per duration step (25 ms at 24 kHz): ``len(audio) == STEP * sum(durations)`` exactly."""
+HALF_HOP = 150
+"""STFT frame k is centred on sample 300 k: a symbol's frames start half a hop (6.25 ms) early."""
+MAX_PHONEMES = 400
+"""Longer phoneme strings are cut at clause punctuation, as ``hibari.Hibari.phonemize`` does."""
+_PAD = ""  # the 0 id hibari puts before and after every chunk
+_PAUSES = frozenset(";:,.!?—…")  # punctuation the model speaks as a pause
+_STRESS = frozenset("ˈˌ")  # marks the following syllable: time goes to the next phone
+_MODIFIERS = frozenset("ːʰʲ\u0303")  # length, aspiration, palatal, nasal: to the previous phone
+_SPLIT = frozenset(' "()“”↓→↗↘')  # word gaps, quotes, intonation: time split between neighbours
+_CLAUSE = re.compile(r"(?<=[,;:—])\s+")
+_WORD_STRIP = "\"“”‘’'()[]"
+
+
+@functools.lru_cache(maxsize=1)
+def _hibari_assets() -> str:
+    import hibari.tts
+
+    return hibari.tts.ASSETS
+
+
+@functools.lru_cache(maxsize=1)
+def _vocab() -> dict[str, int]:
+    with open(os.path.join(_hibari_assets(), "vocab.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+HIBARI_PHONEMES: frozenset[str] = frozenset(
+    s for s in _vocab() if s not in _PAUSES | _STRESS | _MODIFIERS | _SPLIT
+)
+"""Every phoneme symbol (misaki alphabet) a HibariTTS timeline can hold, besides :data:`SILENCE`."""
+_ANCHORS = _PAUSES | HIBARI_PHONEMES  # symbols that keep their own time (as a phone or a pause)
+
+
+@functools.lru_cache(maxsize=2)
+def _patched_model(path: str) -> bytes:
+    """The voice's ONNX model with the CumSum input (durations, int64 ``(L,)``) as output 7."""
+    import onnx
+
+    model = onnx.load(path)
+    cumsums = [n for n in model.graph.node if n.op_type == "CumSum"]
+    if len(cumsums) != 1:
+        raise AvatarError(f"hibari model {path}: expected one CumSum node, found {len(cumsums)}")
+    name = cumsums[0].input[0]
+    # The graph already carries this tensor's ValueInfo (int64, 1-D); no shape inference needed.
+    output = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, None)
+    model.graph.output.append(output)
+    return model.SerializeToString()
+
+
+@functools.lru_cache(maxsize=4)
+def _session(path: str, threads: int) -> ort.InferenceSession:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = threads
+    so.log_severity_level = 3
+    return ort.InferenceSession(_patched_model(path), so, providers=["CPUExecutionProvider"])
+
+
+@functools.lru_cache(maxsize=2)
+def _g2p(british: bool) -> G2P:
+    from hibari.g2p import G2P
+
+    return G2P(british=british)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One model call: a phoneme string and its words as (text, start, end) character spans."""
+
+    phonemes: str
+    words: list[tuple[str, int, int]]
+
+
+def phones_from_steps(symbols: list[str], steps: np.ndarray) -> list[tuple[str, int, int, int]]:
+    """Turn per-symbol durations into phones of real phonemes and :data:`SILENCE`.
+
+    Pads and pause punctuation become SILENCE (adjacent ones merged); stress marks give their
+    time to the next phone, modifiers to the previous one, spaces/quotes split it between both.
+
+    Args:
+        symbols: model input symbols, ``""`` for the pads; first and last must be pads.
+        steps: durations, shape ``(len(symbols),)``, in 25 ms steps.
+
+    Returns:
+        ``(phoneme, start, end, symbol_index)`` with start/end in samples at 24 kHz, contiguous
+        over ``[0, STEP * steps.sum()]``.
+
+    >>> phones_from_steps(["", "h", "ˈ", "I", "!", ""], np.array([3, 1, 1, 2, 4, 1]))
+    [('_', 0, 1650, 0), ('h', 1650, 2250, 1), ('I', 2250, 4050, 3), ('_', 4050, 7200, 4)]
+    """
+    anchors = [i for i, s in enumerate(symbols) if s == _PAD or s in _ANCHORS]
+    amount = {i: float(steps[i]) for i in anchors}
+    for a, b in zip(anchors, anchors[1:], strict=False):
+        for i in range(a + 1, b):  # non-phonetic symbols between two anchors
+            s, d = symbols[i], float(steps[i])
+            share_next = 1.0 if s in _STRESS else 0.0 if s in _MODIFIERS else 0.5
+            amount[a] += d * (1 - share_next)
+            amount[b] += d * share_next
+    phones: list[list] = []
+    for i in anchors:
+        ph = SILENCE if symbols[i] == _PAD or symbols[i] in _PAUSES else symbols[i]
+        if phones and ph == SILENCE and phones[-1][0] == SILENCE:
+            phones[-1][1] += amount[i]
+        else:
+            phones.append([ph, amount[i], i])
+    total, t, out = int(steps.sum()) * STEP, 0.0, []
+    for n, (ph, d, i) in enumerate(phones):
+        start = 0 if n == 0 else int(round(t * STEP)) - HALF_HOP
+        t += d
+        end = total if n == len(phones) - 1 else max(start, int(round(t * STEP)) - HALF_HOP)
+        out.append((ph, start, end, i))
+    return out
+
+
+class HibariTTS:
+    """Text to :class:`Speech` with hibari's bundled voice, fully offline.
+
+    Text is validated, split into sentences (:func:`avatar.speech.text.split_sentences`), each
+    sentence phonemized by hibari's G2P and cut at clause punctuation past 400 symbols. Chunks
+    are synthesized one by one with ``sentence_pause_s`` of digital silence between sentences,
+    and the result is loudness-normalised. Audio: float32 ``(S,)`` at 24 kHz.
+
+    The timeline (alphabet ``"misaki"``) holds only :data:`HIBARI_PHONEMES` and
+    :data:`SILENCE`; boundaries are the model's alignment, to one 12.5 ms frame (see the module
+    docstring for how audible onsets relate to it). Words come from hibari's G2P
+    tokens: each token with phonemes becomes a :class:`WordSpan` from its first to its last
+    phone. Word text is the token after hibari's normalisation (e.g. ``"Dr"`` for ``"Dr."``;
+    a number such as ``"1,250"`` is one word spanning all the words it is read as).
+
+    Args:
+        voice: hibari voice name; only bundled voices (``"heart"``) exist offline.
+        speed: speaking rate, 1.0 is the voice's natural pace (0.5 slow .. 2.0 fast).
+        seed: seed of the noise component; same text and seed give bit-identical audio.
+        max_chars: longest accepted text in characters (``tts.max_chars``).
+        target_dbfs: RMS level of the active speech frames after normalisation, dBFS.
+        sentence_pause_s: silence inserted between sentences, seconds.
+        threads: onnxruntime threads.
+
+    Raises:
+        WeightsMissingError: ``voice`` is not bundled with hibari (nothing is downloaded).
+    """
+
+    def __init__(
+        self,
+        *,
+        voice: str = "heart",
+        speed: float,
+        seed: int,
+        max_chars: int,
+        target_dbfs: float,
+        sentence_pause_s: float,
+        threads: int,
+    ) -> None:
+        from hibari.tts import SAMPLE_RATE
+        from hibari.voices import VOICES
+
+        bundled = [name for name, v in VOICES.items() if v.get("bundled")]
+        if voice not in bundled:
+            known = "a downloadable hibari voice" if voice in VOICES else "not a hibari voice"
+            raise WeightsMissingError(
+                f"TTS voice {voice!r} is {known}; only bundled voices work offline: "
+                f"{', '.join(bundled)} (set tts.voice)"
+            )
+        if speed <= 0 or threads < 1 or max_chars < 1 or sentence_pause_s < 0:
+            raise ValueError(
+                f"HibariTTS: need speed > 0, threads >= 1, max_chars >= 1, sentence_pause_s >= 0; "
+                f"got {speed=}, {threads=}, {max_chars=}, {sentence_pause_s=}"
+            )
+        path = os.path.join(_hibari_assets(), VOICES[voice]["file"])
+        if not os.path.isfile(path):
+            raise WeightsMissingError(f"hibari's bundled model for voice {voice!r} is missing: "
+                                      f"{path}")
+        self.sample_rate: int = SAMPLE_RATE
+        self.voice, self.speed, self.seed = voice, speed, seed
+        self.max_chars, self.target_dbfs = max_chars, target_dbfs
+        self.sentence_pause_s, self.threads = sentence_pause_s, threads
+        self._session = _session(path, threads)
+        self._g2p = _g2p(bool(VOICES[voice]["british"]))
+        self._vocab = _vocab()
+        self._outputs = [o.name for o in self._session.get_outputs()]
+
+    def synthesize(self, text: str) -> Speech:
+        """Speak ``text``; see the class docstring.
+
+        Raises:
+            TextInputError: empty, too long, or nothing speakable (also after phonemization).
+        """
+        text = validate_text(text, max_chars=self.max_chars)
+        rng = np.random.default_rng(self.seed)
+        pause = np.zeros(int(round(self.sentence_pause_s * self.sample_rate)), np.float32)
+        pause_tl = PhonemeTimeline([Phone(SILENCE, 0.0, len(pause) / self.sample_rate)],
+                                   duration=len(pause) / self.sample_rate)
+        audio: list[np.ndarray] = []
+        parts: list[PhonemeTimeline] = []
+        n_sentences = 0
+        for sentence in split_sentences(text):
+            spoken = [self._synth_chunk(c, rng) for c in self._phonemize(sentence)]
+            if not spoken:
+                continue
+            if audio and len(pause):
+                audio.append(pause)
+                parts.append(pause_tl)
+            audio.extend(a for a, _ in spoken)
+            parts.extend(t for _, t in spoken)
+            n_sentences += 1
+        if not audio:
+            raise TextInputError(f"text has nothing speakable after phonemization: {text[:40]!r}")
+        wav = normalize_loudness(np.concatenate(audio), self.sample_rate,
+                                 target_dbfs=self.target_dbfs)
+        timeline = PhonemeTimeline.concatenate(parts)
+        timeline.duration = len(wav) / self.sample_rate
+        log.debug("hibari: %d sentences, %.2f s of audio", n_sentences, timeline.duration)
+        return Speech(audio=wav, sample_rate=self.sample_rate, timeline=timeline, text=text)
+
+    def _phonemize(self, sentence: str) -> list[_Chunk]:
+        """G2P as ``hibari.g2p.G2P.__call__``, keeping each token's span in the phoneme string."""
+        from hibari.g2p.normalize import normalize
+
+        g2p = self._g2p
+        tokens = g2p.phonemize_tokens(g2p.tokenize(normalize(sentence)))
+        full, words = "", []
+        for tk in tokens:
+            ps = g2p.unk if tk.phonemes is None else tk.phonemes
+            if any(c in HIBARI_PHONEMES for c in ps):
+                word = tk.text.strip(_WORD_STRIP) or tk.text
+                words.append((word, len(full), len(full) + len(ps)))
+            full += ps + (" " if tk.whitespace else "")
+        lead = len(full) - len(full.lstrip())
+        ps = full.strip()
+        words = [(w, s - lead, e - lead) for w, s, e in words]
+        spans = [(0, len(ps))]
+        if len(ps) > MAX_PHONEMES:  # group clauses greedily up to MAX_PHONEMES, like hibari
+            cuts = [0, *(x for m in _CLAUSE.finditer(ps) for x in m.span()), len(ps)]
+            spans = []
+            for s, e in zip(cuts[::2], cuts[1::2], strict=True):
+                if spans and e - spans[-1][0] <= MAX_PHONEMES:
+                    spans[-1] = (spans[-1][0], e)
+                else:
+                    spans.append((s, e))
+        return [
+            _Chunk(ps[s:e], [(w, ws - s, we - s) for w, ws, we in words if s <= ws and we <= e])
+            for s, e in spans
+            if any(c in self._vocab for c in ps[s:e])
+        ]
+
+    def _synth_chunk(
+        self, chunk: _Chunk, rng: np.random.Generator
+    ) -> tuple[np.ndarray, PhonemeTimeline]:
+        """One model call: float32 audio ``(S,)`` and its timeline starting at 0."""
+        from hibari import dsp
+
+        index = [i for i, c in enumerate(chunk.phonemes) if c in self._vocab]
+        symbols = [_PAD, *(chunk.phonemes[i] for i in index), _PAD]
+        ids = [0, *(self._vocab[s] for s in symbols[1:-1]), 0]
+        feed = {"ids": np.asarray([ids], np.int64), "speed": np.asarray([self.speed], np.float32)}
+        *spectra, steps = self._session.run(self._outputs, feed)
+        # (lh, th, ln, lr, phi, f0), each [601, F] (f0 [F]), then the noise: as Hibari.from_ids.
+        wav = dsp.synth(*(o[0] for o in spectra), rng)
+        steps = np.asarray(steps).reshape(-1)
+        # Measured on hibari 0.2.1: the decoder emits 2 frames of 300 samples per step and the
+        # iSTFT trims to frames * hop, so len(wav) == 600 * steps.sum() exactly, no padding offset.
+        if len(wav) != STEP * int(steps.sum()):
+            raise AvatarError(f"hibari: {len(wav)} samples for {int(steps.sum())} steps of {STEP}")
+        sr = self.sample_rate
+        phones = phones_from_steps(symbols, steps)
+        char_of = [-1, *index, -1]  # symbol index -> character in chunk.phonemes
+        words = []
+        for word, start, end in chunk.words:
+            inside = [(a, b) for ph, a, b, i in phones
+                      if ph != SILENCE and start <= char_of[i] < end]
+            if inside:
+                words.append(WordSpan(word, inside[0][0] / sr, inside[-1][1] / sr))
+        timeline = PhonemeTimeline(
+            phones=[Phone(ph, a / sr, b / sr) for ph, a, b, _ in phones],
+            words=words,
+            duration=len(wav) / sr,
+        )
+        return wav, timeline

@@ -1,0 +1,62 @@
+"""Speech (audio + PhonemeTimeline) and the TextToSpeech protocol every TTS backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from avatar.speech.timeline import PhonemeTimeline
+
+
+@dataclass
+class Speech:
+    """Synthesized speech with the phoneme timings that produced it.
+
+    Attributes:
+        audio: mono waveform, float32, shape ``(S,)``, nominally in ``[-1, 1]``.
+        sample_rate: samples per second of ``audio`` (Hz).
+        timeline: phones (and words where known) covering ``[0, duration]`` seconds.
+        text: the text that was spoken, after validation (stripped).
+
+    >>> timeline = PhonemeTimeline.from_durations(["_"], [0.5])
+    >>> s = Speech(np.zeros(12000, np.float32), 24000, timeline, "")
+    >>> s.duration
+    0.5
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    timeline: PhonemeTimeline
+    text: str
+
+    @property
+    def duration(self) -> float:
+        """Length of ``audio`` in seconds."""
+        return len(self.audio) / self.sample_rate
+
+
+@runtime_checkable
+class TextToSpeech(Protocol):
+    """A TTS backend: text in, :class:`Speech` with a phoneme timeline out.
+
+    Attributes:
+        sample_rate: rate of the audio ``synthesize`` returns (Hz).
+    """
+
+    sample_rate: int
+
+    def synthesize(self, text: str) -> Speech:
+        """Speak ``text``.
+
+        Args:
+            text: the text to speak.
+
+        Returns:
+            Mono float32 audio at ``sample_rate`` and its timeline.
+
+        Raises:
+            avatar.errors.TextInputError: the text is empty, too long or unspeakable.
+        """
+        ...

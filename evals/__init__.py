@@ -1,0 +1,1 @@
+"""Eval suites: lip-sync, identity, stability and speed metrics."""

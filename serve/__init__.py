@@ -1,0 +1,1 @@
+"""Serving: FastAPI app and LiveKit avatar worker over the avatar core."""
