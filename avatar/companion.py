@@ -1,4 +1,4 @@
-"""CompanionSpec: a companion's visual definition (images, style, voice), YAML loading, image reading."""
+"""CompanionSpec: a companion's visual definition (images, style, voice); YAML and image reading."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Identity: face detection and landmarks (MediaPipe), source choice, alignment, masks, the cache."""
+"""Identity: faces and landmarks (MediaPipe), source choice, alignment, masks, the cache."""
 
 from avatar.identity.derive import derive_identity
 from avatar.identity.landmarker import FaceObservation, FaceTracker, detect_faces

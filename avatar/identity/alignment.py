@@ -1,9 +1,9 @@
-"""Portrait alignment: a similarity transform that levels the eyes and fixes face scale and position.
+"""Portrait alignment: a similarity transform levelling the eyes, fixing face scale and position.
 
 The chosen face is mapped into an S x S portrait with the midpoint of the outer eye corners
 (33, 263) at ``eye_center * S`` and their distance ``eye_distance * S``. With the defaults
-(0.5, 0.40) and 0.30 the face oval spans about 0.15 S to 0.77 S vertically (forehead to chin) and
-0.25 S to 0.75 S horizontally, leaving hair above and the neck below.
+(0.5, 0.40) and 0.30 the astronaut's face oval spans 0.25 S to 0.78 S vertically (mesh top of the
+forehead to chin) and 0.27 S to 0.73 S horizontally, leaving the hair above and the neck below.
 """
 
 from __future__ import annotations
@@ -148,6 +148,9 @@ def align_face(
         size,
     )
     fallback = FaceObservation(
-        landmarks=moved, blendshapes=dict(face.blendshapes), transform=face.transform, pose=face.pose
+        landmarks=moved,
+        blendshapes=dict(face.blendshapes),
+        transform=face.transform,
+        pose=face.pose,
     )
     return portrait, fallback, False

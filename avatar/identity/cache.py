@@ -24,7 +24,7 @@ from avatar.identity.types import AvatarIdentity, MouthInterior
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bump when derivation changes so old entries stop matching."""
 CACHE_ENV = "AVATAR_CACHE_DIR"
 """Environment variable naming the cache root."""
@@ -34,7 +34,7 @@ _MASK_PREFIX = "mask_"
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """The cache root: the argument, else ``$AVATAR_CACHE_DIR``, else ``~/.cache/companion-avatar``."""
+    """The cache root: the argument, else ``$AVATAR_CACHE_DIR``, else :data:`DEFAULT_ROOT`."""
     chosen = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or DEFAULT_ROOT
     return Path(chosen).expanduser()
 
@@ -96,7 +96,9 @@ def _read_entry(entry: Path, key: str) -> AvatarIdentity:
         landmarks=landmarks,
         triangles=arrays["triangles"],
         masks=masks,
-        mouth=MouthInterior(**{k: tuple(v) if isinstance(v, list) else v for k, v in mouth.items()}),
+        mouth=MouthInterior(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in mouth.items()}
+        ),
         blendshapes={str(k): float(v) for k, v in meta["blendshapes"].items()},
         head_pose=tuple(float(a) for a in meta["head_pose"]),
         source_index=int(meta["source_index"]),

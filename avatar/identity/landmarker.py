@@ -15,9 +15,9 @@ import importlib.util
 import logging
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import mediapipe as mp
 import numpy as np
@@ -127,7 +127,9 @@ class FaceObservation:
     @property
     def eye_distance(self) -> float:
         """Distance between the outer eye corners (33 and 263), pixels."""
-        return float(np.linalg.norm(self.landmarks[EYE_L_OUTER, :2] - self.landmarks[EYE_R_OUTER, :2]))
+        return float(
+            np.linalg.norm(self.landmarks[EYE_L_OUTER, :2] - self.landmarks[EYE_R_OUTER, :2])
+        )
 
     @property
     def area(self) -> float:
@@ -180,9 +182,13 @@ def _options(mode: vision.RunningMode, num_faces: int, **kw: float) -> vision.Fa
 
 _LOCK = threading.Lock()
 _IMAGE_LANDMARKERS: dict[int, vision.FaceLandmarker] = {}
+_OPEN_TRACKERS: weakref.WeakSet[FaceTracker] = weakref.WeakSet()
 
 
 def _close_cached() -> None:
+    """Closes the cached landmarkers and any tracker left open (at exit)."""
+    for tracker in list(_OPEN_TRACKERS):
+        tracker.close()
     with _LOCK:
         for landmarker in _IMAGE_LANDMARKERS.values():
             landmarker.close()
@@ -276,6 +282,7 @@ class FaceTracker:
             )
         )
         self._last_ts = -1
+        _OPEN_TRACKERS.add(self)
 
     def track(self, frame_rgb: np.ndarray, timestamp_ms: int) -> FaceObservation | None:
         """Landmarks of the face in one frame.
@@ -307,16 +314,5 @@ class FaceTracker:
     def __enter__(self) -> FaceTracker:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # at interpreter shutdown mediapipe may be gone; nothing to report to
-            pass

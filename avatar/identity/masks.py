@@ -131,7 +131,7 @@ def mouth_interior(portrait: np.ndarray, landmarks: np.ndarray) -> MouthInterior
     Colours come from the portrait where it shows them: the lips (between the outer and inner lip
     contours) always; teeth and cavity when the source mouth is open enough (gap above
     :data:`TEETH_GAP` of the eye distance). Otherwise they are derived: the cavity is a dark,
-    desaturated lip colour; the teeth an off-white scaled by the skin's brightness and tinted by
+    reddened lip colour; the teeth an off-white scaled by the skin's brightness and tinted by
     its hue; the tongue a lip colour pulled towards pink and darkened like the skin.
 
     Args:
@@ -158,8 +158,9 @@ def mouth_interior(portrait: np.ndarray, landmarks: np.ndarray) -> MouthInterior
     light = float(np.clip(skin.mean() / 170.0, 0.5, 1.15))  # skin brightness vs. a typical 170
     tint = skin / max(float(skin.mean()), 1.0)
     teeth = np.array([240.0, 234.0, 222.0]) * light * (0.9 + 0.1 * tint)
-    cavity = _hsv_scale(lip, sat=0.6, val=0.3)
-    tongue = (0.6 * lip + 0.4 * np.array([205.0, 105.0, 110.0])) * min(light, 1.0)
+    # a mouth's inside is dark and red (blood-lit mucosa), not a grey shadow
+    cavity = 0.32 * lip * np.array([1.0, 0.5, 0.5])
+    tongue = (0.5 * lip + 0.5 * np.array([190.0, 88.0, 92.0])) * 0.85 * min(light, 1.0)
     if gap > TEETH_GAP * eye:
         seen_teeth, seen_cavity = _sample_opening(portrait, opening)
         teeth = seen_teeth if seen_teeth is not None else teeth

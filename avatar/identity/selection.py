@@ -57,7 +57,9 @@ def score_face(face: FaceObservation, *, target_eye_px: float) -> dict:
         ``mouth_closed``, ``size``, the measurements behind them and a readable ``reason``.
     """
     yaw, pitch, roll = face.pose
-    frontal = math.exp(-0.5 * sum((a / s) ** 2 for a, s in zip(face.pose, POSE_SCALE_DEG)))
+    frontal = math.exp(
+        -0.5 * sum((a / s) ** 2 for a, s in zip(face.pose, POSE_SCALE_DEG, strict=True))
+    )
     expr = _expression(face)
     neutral = 1.0 - min(1.0, sum(EXPRESSION_WEIGHTS[k] * v for k, v in expr.items()))
     gap = mouth_gap_ratio(face)
@@ -108,7 +110,7 @@ def select_source(
         ValueError: no image has a face (callers raise a more specific error first).
     """
     rows: list[dict] = []
-    for i, (face, path) in enumerate(zip(faces, paths)):
+    for i, (face, path) in enumerate(zip(faces, paths, strict=True)):
         row = {"index": i, "path": path, "usable": face is not None}
         if face is None:
             row.update(score=None, reason=problems[i] or "unusable")

@@ -47,7 +47,7 @@ def _pairs(connections: Sequence[_Conn.Connection]) -> list[tuple[int, int]]:
 
 
 def _split_upper_lower(paths: list[list[int]], upper_mark: int) -> tuple[list[int], list[int]]:
-    """Returns (upper, lower) from two corner-to-corner paths; ``upper_mark`` is on the upper one."""
+    """Returns (upper, lower) of two corner-to-corner paths; ``upper_mark`` is on the upper."""
     if len(paths) != 2:
         raise RuntimeError(f"expected two contour paths, got {len(paths)}")
     upper = next(p for p in paths if upper_mark in p)

@@ -19,7 +19,7 @@ from avatar.identity.types import AvatarIdentity
 from avatar.motion.track import MotionTrack
 from avatar.renderers.base import Renderer
 from avatar.renderers.meshwarp.fields import HEAD_CHANNELS, WarpFields
-from avatar.renderers.meshwarp.mouth import paint_mouth
+from avatar.renderers.meshwarp.mouth import SourceMouth, paint_mouth
 from avatar.renderers.meshwarp.rig import RIG_CHANNELS, vertex_bases
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Prepared:
     fields: WarpFields
-    identity: AvatarIdentity
+    source_mouth: SourceMouth | None
 
 
 def effective_channels(values: dict[str, float]) -> dict[str, float]:
@@ -78,7 +78,9 @@ class MeshWarpRenderer(Renderer):
             self._cache.move_to_end(key)
             return self._cache[key]
         prepared = _Prepared(
-            WarpFields(identity.landmarks, self.size, vertex_bases(identity.landmarks)), identity
+            WarpFields(identity.landmarks, self.size, vertex_bases(identity.landmarks)),
+            SourceMouth.from_landmarks(identity.portrait, identity.landmarks,
+                                       identity.eye_distance),
         )
         self._cache[key] = prepared
         while len(self._cache) > self.max_cached:
@@ -95,7 +97,7 @@ class MeshWarpRenderer(Renderer):
                           borderMode=cv2.BORDER_REPLICATE)
         if self.mouth_interior:
             paint_mouth(frame, prepared.fields.vertices(coeffs), identity.mouth,
-                        identity.eye_distance)
+                        identity.eye_distance, prepared.source_mouth)
         return frame
 
     def render(

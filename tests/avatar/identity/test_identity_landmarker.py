@@ -8,17 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from avatar.companion import EMBEDDED_ASTRONAUT, load_image
 from avatar.errors import WeightsMissingError
 from avatar.identity import FaceTracker, detect_faces, mesh_triangles
 from avatar.identity import landmarker as lmk
 from avatar.identity import topology as topo
 from avatar.identity.search import centred_pose
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return load_image(EMBEDDED_ASTRONAUT)
 
 
 @pytest.fixture(scope="module")

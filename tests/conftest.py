@@ -1,0 +1,30 @@
+"""Shared fixtures: a session-wide identity cache, small derived identities, a quiet W&B."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+@pytest.fixture(scope="session")
+def identity_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh identity cache directory for the whole test session."""
+    return tmp_path_factory.mktemp("identity-cache")
+
+
+@pytest.fixture(scope="session")
+def default_identity_256(identity_cache):
+    """The default companion's identity at 256 px (derived once per session)."""
+    from avatar.companion import load_companion
+    from avatar.identity.derive import derive_identity
+
+    return derive_identity(load_companion("default"), size=256, cache_dir=identity_cache)
+
+
+@pytest.fixture(scope="session")
+def render_config_overrides(identity_cache) -> list[str]:
+    """Overrides that keep end-to-end renders small and the cache inside the session."""
+    return ["renderer.size=256", f"identity.cache_dir={identity_cache}"]
