@@ -79,7 +79,9 @@ def _identity(
     }
     if refs and embs:
         per_frame = identity_distance(np.stack(embs), np.stack(refs)).min(axis=1)  # (N,)
-        out.update({"identity/mean": float(per_frame.mean()), "identity/max": float(per_frame.max())})
+        out.update(
+            {"identity/mean": float(per_frame.mean()), "identity/max": float(per_frame.max())}
+        )
     return out
 
 
@@ -135,7 +137,9 @@ def check_clip(
     timings["metrics"] = time.perf_counter() - t0
 
     audio_duration = info["audio_duration"]
-    diff = abs(info["video_duration"] - audio_duration) * fps if audio_duration is not None else None
+    diff = (
+        abs(info["video_duration"] - audio_duration) * fps if audio_duration is not None else None
+    )
     report: dict[str, Any] = {
         "media/path": str(path),
         "media/video_codec": info["video_codec"],
@@ -168,7 +172,8 @@ def check_clip(
     report.update(_identity(clip.frames, references, sample_every, embedder))
     timings["identity"] = time.perf_counter() - t0
     report.update({f"timing/{k}_s": round(v, 3) for k, v in timings.items()})
-    return _json_ready(report)
+    clean: dict[str, Any] = _json_ready(report)
+    return clean
 
 
 def _json_ready(value: Any) -> Any:

@@ -48,11 +48,12 @@ class FaceTrack:
     def __post_init__(self) -> None:
         t = len(self.found)
         if self.landmarks.shape != (t, NUM_LANDMARKS, 3):
-            raise ValueError(f"landmarks must be ({t}, {NUM_LANDMARKS}, 3), got {self.landmarks.shape}")
-        if self.blendshapes.shape != (t, len(self.blendshape_names)):
             raise ValueError(
-                f"blendshapes must be ({t}, {len(self.blendshape_names)}), got {self.blendshapes.shape}"
+                f"landmarks must be ({t}, {NUM_LANDMARKS}, 3), got {self.landmarks.shape}"
             )
+        if self.blendshapes.shape != (t, len(self.blendshape_names)):
+            b = len(self.blendshape_names)
+            raise ValueError(f"blendshapes must be ({t}, {b}), got {self.blendshapes.shape}")
         if not self.fps > 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
 

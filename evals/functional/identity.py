@@ -27,7 +27,7 @@ EMBEDDING_DIM = 128
 
 
 def _model_paths() -> tuple[Path, Path]:
-    """(5-point shape predictor, ResNet face recognition model) shipped by face_recognition_models."""
+    """(5-point shape predictor, ResNet recognition model) from face_recognition_models."""
     try:
         import face_recognition_models as frm
     except ImportError as exc:
@@ -41,7 +41,9 @@ def _model_paths() -> tuple[Path, Path]:
     )
     for path in paths:
         if not path.is_file():
-            raise WeightsMissingError(f"dlib model file {path} is missing: reinstall face-recognition-models")
+            raise WeightsMissingError(
+                f"dlib model file {path} is missing: reinstall face-recognition-models"
+            )
     return paths
 
 
@@ -57,8 +59,8 @@ class DlibFaceEmbedder:
         WeightsMissingError: dlib or its model files are not installed.
 
     Example:
-        >>> emb = DlibFaceEmbedder()  # doctest: +SKIP
-        >>> emb.embed(image_rgb).shape  # doctest: +SKIP
+        >>> from avatar.companion import EMBEDDED_ASTRONAUT, load_image
+        >>> DlibFaceEmbedder().embed(load_image(EMBEDDED_ASTRONAUT)).shape
         (128,)
     """
 
@@ -125,4 +127,5 @@ def identity_distance(embeddings_a: np.ndarray, embeddings_b: np.ndarray) -> np.
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"need (N, D) and (M, D) embeddings, got {a.shape} and {b.shape}")
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.clip(sq, 0.0, None))
+    dist: np.ndarray = np.sqrt(np.clip(sq, 0.0, None))
+    return dist

@@ -55,7 +55,7 @@ def frame_level_db(audio: np.ndarray, sample_rate: int, fps: float, n_frames: in
     Example:
         >>> sr = 1000; t = np.arange(2 * sr) / sr
         >>> audio = np.sin(2 * np.pi * 50 * t) * np.repeat([1.0, 0.1], sr)
-        >>> frame_level_db(audio, sr, 2, 4).round(1)
+        >>> frame_level_db(audio, sr, 2, 4).round(1) + 0.0  # + 0.0 turns -0.0 into 0.0
         array([  0.,   0., -20., -20.])
     """
     audio = np.asarray(audio, dtype=np.float64).reshape(-1)
@@ -71,7 +71,8 @@ def frame_level_db(audio: np.ndarray, sample_rate: int, fps: float, n_frames: in
     if peak < ABS_SILENCE_RMS:
         return np.full(n_frames, _MIN_DB)
     with np.errstate(divide="ignore"):
-        return np.clip(20.0 * np.log10(rms / peak), _MIN_DB, 0.0)
+        level: np.ndarray = np.clip(20.0 * np.log10(rms / peak), _MIN_DB, 0.0)
+    return level
 
 
 def db_to_envelope(level_db: np.ndarray | float, floor_db: float = FLOOR_DB) -> np.ndarray:
@@ -101,7 +102,8 @@ def speech_envelope(
     if n_frames < 3:
         return env
     padded = np.concatenate([env[:1], env, env[-1:]])
-    return 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+    smooth: np.ndarray = 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+    return smooth
 
 
 class AVOffset(NamedTuple):
@@ -112,7 +114,7 @@ class AVOffset(NamedTuple):
     confidence: float
     """Peak correlation minus the median correlation over lags, in [0, 2]; NaN if undefined."""
     correlations: np.ndarray
-    """(2 * max_offset + 1,) Pearson correlation per lag -max_offset..max_offset (NaN: undefined)."""
+    """(2 * max_offset + 1,) Pearson correlation per lag -max_offset..max_offset (NaN: none)."""
 
 
 def _pearson(a: np.ndarray, b: np.ndarray, min_pairs: int) -> float:
@@ -133,7 +135,9 @@ def _av_offset_update(
     for i, lag in enumerate(range(-max_offset, max_offset + 1)):
         if abs(lag) >= t:
             continue
-        a, e = (aperture[lag:], envelope[: t - lag]) if lag >= 0 else (aperture[:lag], envelope[-lag:])
+        a, e = (
+            (aperture[lag:], envelope[: t - lag]) if lag >= 0 else (aperture[:lag], envelope[-lag:])
+        )
         corr[i] = _pearson(a, e, min_pairs)
     return corr
 
@@ -225,7 +229,8 @@ class PauseClosure:
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, end) of each run of True in a (T,) bool array, end exclusive."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+    starts, ends = np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
+    return list(zip(starts, ends, strict=True))
 
 
 def pause_closure(
@@ -279,7 +284,9 @@ def pause_closure(
         hi = end - (margin if end < t else 0)
         vals = ap[lo:hi][np.isfinite(ap[lo:hi])] if hi > lo else np.zeros(0)
         peak = float(vals.max()) if vals.size else float("nan")
-        pauses.append(Pause(start, end, (lo, max(hi, lo)), peak, bool(vals.size and peak < threshold)))
+        pauses.append(
+            Pause(start, end, (lo, max(hi, lo)), peak, bool(vals.size and peak < threshold))
+        )
         closed_frames += int((vals < threshold).sum())
         scored_frames += vals.size
     frac = closed_frames / scored_frames if scored_frames else float("nan")
@@ -329,8 +336,9 @@ def speech_motion(
     ok = np.isfinite(ap) & np.isfinite(env)
     speech = ok & (env > float(db_to_envelope(silence_db, floor_db)))
     silent = ok & ~speech
-    return SpeechMotion(_masked_mean(ap, speech), _masked_mean(ap, silent), int(speech.sum()),
-                        int(silent.sum()))
+    return SpeechMotion(
+        _masked_mean(ap, speech), _masked_mean(ap, silent), int(speech.sum()), int(silent.sum())
+    )
 
 
 def _masked_mean(x: np.ndarray, mask: np.ndarray) -> float:

@@ -36,7 +36,8 @@ def _as_track(landmarks: np.ndarray) -> np.ndarray:
 
 
 def _dist(xy: np.ndarray, a: int | list[int], b: int | list[int]) -> np.ndarray:
-    return np.linalg.norm(xy[:, a] - xy[:, b], axis=-1)
+    dist: np.ndarray = np.linalg.norm(xy[:, a] - xy[:, b], axis=-1)
+    return dist
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
