@@ -46,10 +46,17 @@ def main(cfg: DictConfig) -> None:
     cold_start = age_at_main + (t_call - t_main) + result.timings["first_frame"]
     log.info(
         "%s: %d frames at %g fps, %.2f s of audio, real-time factor %.3f",
-        result.path, result.n_frames, result.fps, result.audio_seconds, result.real_time_factor,
+        result.path,
+        result.n_frames,
+        result.fps,
+        result.audio_seconds,
+        result.real_time_factor,
     )
-    log.info("cold start: first frame %.3f s after process start (torch imported: %s)",
-             cold_start, "torch" in sys.modules)
+    log.info(
+        "cold start: first frame %.3f s after process start (torch imported: %s)",
+        cold_start,
+        "torch" in sys.modules,
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class TextInputError(AvatarError, ValueError):
 
 
 class AudioFormatError(AvatarError, ValueError):
-    """Audio cannot be read, has an unsupported layout or rate, or is silent when speech is required."""
+    """Audio cannot be read, has an unsupported layout or rate, or is silent where speech is due."""
 
 
 class MotionTrackError(AvatarError, ValueError):
@@ -40,4 +40,4 @@ class WeightsMissingError(AvatarError, FileNotFoundError):
 
 
 class VideoFormatError(AvatarError, ValueError):
-    """A video frame or file is malformed: wrong frame shape or dtype, no video stream, undecodable."""
+    """A video frame or file is malformed: bad frame shape or dtype, no video stream, unreadable."""

@@ -250,8 +250,10 @@ class Mp4Writer:
         samples = samples[:, None] if samples.ndim == 1 else samples
         ok = samples.ndim == 2 and samples.shape[1] == self.channels
         if not (ok and np.issubdtype(samples.dtype, np.floating) and np.isfinite(samples).all()):
-            raise AudioFormatError(f"{self.path}: audio must be finite float (S,) or (S, "
-                                   f"{self.channels}), got {samples.dtype} {samples.shape}")
+            raise AudioFormatError(
+                f"{self.path}: audio must be finite float (S,) or (S, "
+                f"{self.channels}), got {samples.dtype} {samples.shape}"
+            )
         samples = resample(np.clip(samples, -1.0, 1.0), self.sample_rate, self._aac_rate)
         self._audio_buf = np.concatenate([self._audio_buf, samples])
         self._pump_audio(final=False)

@@ -162,8 +162,12 @@ class Pipeline:
         spec = load_companion(companion) if isinstance(companion, str) else companion
         s = self.identity_settings
         return derive_identity(
-            spec, size=self.size, cache_dir=s.cache_dir, use_cache=s.use_cache,
-            min_eye_distance_px=s.min_eye_distance_px, multiple_faces=s.multiple_faces,
+            spec,
+            size=self.size,
+            cache_dir=s.cache_dir,
+            use_cache=s.use_cache,
+            min_eye_distance_px=s.min_eye_distance_px,
+            multiple_faces=s.multiple_faces,
         )
 
     def speak(self, text: str) -> Speech:
@@ -189,8 +193,12 @@ class Pipeline:
         timings["motion"] = time.perf_counter() - t0
         out = Path(out)
         writer = Mp4Writer(
-            out, fps=motion.fps, size=(identity.size, identity.size),
-            sample_rate=speech.sample_rate, crf=self.encoder.crf, preset=self.encoder.preset,
+            out,
+            fps=motion.fps,
+            size=(identity.size, identity.size),
+            sample_rate=speech.sample_rate,
+            crf=self.encoder.crf,
+            preset=self.encoder.preset,
             audio_bitrate=self.encoder.audio_bitrate,
         )
         with writer:
@@ -208,10 +216,13 @@ class Pipeline:
         timings.update(render=frames.busy_s, encode=encode_s)
         timings["total"] = time.perf_counter() - start + timings.get("tts", 0.0)
         log.info("wrote %s: %d frames, %.2f s of audio", out, len(motion), speech.duration)
-        return RenderResult(out, len(motion), motion.fps, speech.duration, timings,
-                            identity, motion, speech)
+        return RenderResult(
+            out, len(motion), motion.fps, speech.duration, timings, identity, motion, speech
+        )
 
-    def render_text(self, companion: CompanionSpec | str, text: str, out: str | Path) -> RenderResult:
+    def render_text(
+        self, companion: CompanionSpec | str, text: str, out: str | Path
+    ) -> RenderResult:
         """Text -> speech -> MP4 of ``companion`` saying it."""
         t0 = time.perf_counter()
         speech = self.speak(text)

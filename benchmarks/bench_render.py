@@ -71,18 +71,28 @@ def cold_start(runs: int, size: int, workdir: Path) -> dict:
     exe = Path(sys.executable).with_name("avatar-render")
     ages, torch_flags = [], []
     for i in range(runs):
-        cmd = [str(exe), "text=Hello there.", f"out={workdir / f'cold{i}.mp4'}",
-               f"renderer.size={size}", f"identity.cache_dir={workdir / 'cache'}",
-               f"hydra.run.dir={workdir / 'hydra'}"]
+        cmd = [
+            str(exe),
+            "text=Hello there.",
+            f"out={workdir / f'cold{i}.mp4'}",
+            f"renderer.size={size}",
+            f"identity.cache_dir={workdir / 'cache'}",
+            f"hydra.run.dir={workdir / 'hydra'}",
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        m = re.search(r"first frame ([\d.]+) s after process start \(torch imported: (\w+)\)",
-                      out.stdout + out.stderr)
+        m = re.search(
+            r"first frame ([\d.]+) s after process start \(torch imported: (\w+)\)",
+            out.stdout + out.stderr,
+        )
         if not m:
             raise RuntimeError("avatar-render did not report its cold start")
         ages.append(float(m.group(1)))
         torch_flags.append(m.group(2) == "True")
-    return {"cold_start_first_frame_s_median": round(statistics.median(ages), 3),
-            "cold_start_all": ages, "torch_imported": any(torch_flags)}
+    return {
+        "cold_start_first_frame_s_median": round(statistics.median(ages), 3),
+        "cold_start_all": ages,
+        "torch_imported": any(torch_flags),
+    }
 
 
 def main() -> None:

@@ -71,8 +71,9 @@ def _identity(
     out: dict[str, Any] = {
         "identity/metric": "ID-dlib",
         "identity/threshold": SAME_PERSON_THRESHOLD,
-        "identity/references": [r if isinstance(r, str) else "aligned source portrait"
-                                for r in references],
+        "identity/references": [
+            r if isinstance(r, str) else "aligned source portrait" for r in references
+        ],
         "identity/frames_sampled": len(sampled),
         "identity/frames_no_face": len(sampled) - len(embs),
         "identity/mean": None,

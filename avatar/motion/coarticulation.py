@@ -62,9 +62,7 @@ def _dominance(
     return VISEME_DOMINANCE[seg.viseme] * decay
 
 
-def pause_gate(
-    pauses: list[tuple[float, float]], t: np.ndarray, *, ramp_s: float
-) -> np.ndarray:
+def pause_gate(pauses: list[tuple[float, float]], t: np.ndarray, *, ramp_s: float) -> np.ndarray:
     """(N,) factor in [0, 1]: 0 inside the ``(start, end)`` pauses (seconds), 1 elsewhere.
 
     The mouth closes over ``ramp_s`` after the last sound and opens ``ramp_s`` before the

@@ -55,7 +55,9 @@ class MotionGenerator:
         if fps <= 0:
             raise ValueError(f"motion.fps must be positive, got {fps}")
         if blink_rate_per_min <= 0:
-            raise ValueError(f"motion.blink_rate_per_min must be positive, got {blink_rate_per_min}")
+            raise ValueError(
+                f"motion.blink_rate_per_min must be positive, got {blink_rate_per_min}"
+            )
         self.fps = float(fps)
         self.seed = int(seed)
         self._coart = dict(
@@ -98,11 +100,15 @@ class MotionGenerator:
             A MotionTrack of T frames at ``fps``.
         """
         rng = np.random.default_rng(self.seed)
-        quiet = silent_spans(audio, sample_rate, min_duration_s=self.min_pause_s,
-                             threshold_db=self.silence_db)
-        weights, mouth = coarticulate(timeline, n_frames, self.fps, extra_pauses=quiet,
-                                      **self._coart)
-        track = MotionTrack.zeros(n_frames, self.fps, CHANNELS + tuple(f"viseme.{v}" for v in VISEMES))
+        quiet = silent_spans(
+            audio, sample_rate, min_duration_s=self.min_pause_s, threshold_db=self.silence_db
+        )
+        weights, mouth = coarticulate(
+            timeline, n_frames, self.fps, extra_pauses=quiet, **self._coart
+        )
+        track = MotionTrack.zeros(
+            n_frames, self.fps, CHANNELS + tuple(f"viseme.{v}" for v in VISEMES)
+        )
         for i, name in enumerate(MOUTH_CHANNELS):
             track.set(name, mouth[:, i])
         for i, v in enumerate(VISEMES):
@@ -112,7 +118,9 @@ class MotionGenerator:
         track.set("blink_l", closure)
         track.set("blink_r", closure)
         activity = speech_activity(audio, sample_rate, n_frames, self.fps)
-        for name, series in head_motion(n_frames, self.fps, rng, activity=activity, **self._head).items():
+        for name, series in head_motion(
+            n_frames, self.fps, rng, activity=activity, **self._head
+        ).items():
             track.set(name, series)
         log.debug("motion: %d frames, %d blinks", n_frames, len(onsets))
         return track

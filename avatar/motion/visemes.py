@@ -33,7 +33,20 @@ from avatar.errors import AvatarError
 from avatar.motion.track import MOUTH_CHANNELS
 
 VISEMES: tuple[str, ...] = (
-    "sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "RR", "aa", "E", "I", "O", "U",
+    "sil",
+    "PP",
+    "FF",
+    "TH",
+    "DD",
+    "kk",
+    "CH",
+    "SS",
+    "RR",
+    "aa",
+    "E",
+    "I",
+    "O",
+    "U",
 )
 
 # Targets per viseme for MOUTH_CHANNELS =
@@ -58,8 +71,20 @@ VISEME_TARGETS: dict[str, tuple[float, ...]] = {
 # How strongly a viseme resists coarticulation (Cohen-Massaro dominance): closures and
 # labiodentals must be reached; vowels and lingual consonants borrow from their neighbours.
 VISEME_DOMINANCE: dict[str, float] = {
-    "sil": 1.0, "PP": 2.0, "FF": 1.8, "TH": 1.0, "DD": 0.5, "kk": 0.4, "CH": 1.2,
-    "SS": 1.0, "RR": 0.9, "aa": 1.5, "E": 1.2, "I": 1.1, "O": 1.4, "U": 1.5,
+    "sil": 1.0,
+    "PP": 2.0,
+    "FF": 1.8,
+    "TH": 1.0,
+    "DD": 0.5,
+    "kk": 0.4,
+    "CH": 1.2,
+    "SS": 1.0,
+    "RR": 0.9,
+    "aa": 1.5,
+    "E": 1.2,
+    "I": 1.1,
+    "O": 1.4,
+    "U": 1.5,
 }
 
 _IPA_TO_VISEME: dict[str, str] = {}
@@ -95,16 +120,53 @@ _DIPHTHONGS: dict[str, tuple[str, str]] = {
 IGNORED_SYMBOLS = frozenset("ˈˌː̃ʰʲ↓↗↘→")
 
 _ARPABET_TO_VISEME: dict[str, str] = {
-    "SIL": "sil", "SP": "sil", "_": "sil", "+NSN+": "sil", "+SPN+": "sil",
-    "P": "PP", "B": "PP", "M": "PP", "F": "FF", "V": "FF", "TH": "TH", "DH": "TH",
-    "T": "DD", "D": "DD", "N": "DD", "L": "DD", "DX": "DD",
-    "K": "kk", "G": "kk", "NG": "kk", "HH": "kk",
-    "SH": "CH", "ZH": "CH", "CH": "CH", "JH": "CH", "S": "SS", "Z": "SS",
-    "R": "RR", "ER": "RR", "AA": "aa", "AE": "aa", "AH": "aa", "AO": "O",
-    "EH": "E", "IH": "I", "IY": "I", "Y": "I", "UH": "U", "UW": "U", "W": "U", "OW": "O",
+    "SIL": "sil",
+    "SP": "sil",
+    "_": "sil",
+    "+NSN+": "sil",
+    "+SPN+": "sil",
+    "P": "PP",
+    "B": "PP",
+    "M": "PP",
+    "F": "FF",
+    "V": "FF",
+    "TH": "TH",
+    "DH": "TH",
+    "T": "DD",
+    "D": "DD",
+    "N": "DD",
+    "L": "DD",
+    "DX": "DD",
+    "K": "kk",
+    "G": "kk",
+    "NG": "kk",
+    "HH": "kk",
+    "SH": "CH",
+    "ZH": "CH",
+    "CH": "CH",
+    "JH": "CH",
+    "S": "SS",
+    "Z": "SS",
+    "R": "RR",
+    "ER": "RR",
+    "AA": "aa",
+    "AE": "aa",
+    "AH": "aa",
+    "AO": "O",
+    "EH": "E",
+    "IH": "I",
+    "IY": "I",
+    "Y": "I",
+    "UH": "U",
+    "UW": "U",
+    "W": "U",
+    "OW": "O",
 }
 _ARPABET_DIPHTHONGS: dict[str, tuple[str, str]] = {
-    "EY": ("E", "I"), "AY": ("aa", "I"), "AW": ("aa", "U"), "OY": ("O", "I"),
+    "EY": ("E", "I"),
+    "AY": ("aa", "I"),
+    "AW": ("aa", "U"),
+    "OY": ("O", "I"),
 }
 
 

@@ -207,8 +207,9 @@ class HibariTTS:
             )
         path = os.path.join(_hibari_assets(), VOICES[voice]["file"])
         if not os.path.isfile(path):
-            raise WeightsMissingError(f"hibari's bundled model for voice {voice!r} is missing: "
-                                      f"{path}")
+            raise WeightsMissingError(
+                f"hibari's bundled model for voice {voice!r} is missing: {path}"
+            )
         self.sample_rate: int = SAMPLE_RATE
         self.voice, self.speed, self.seed = voice, speed, seed
         self.max_chars, self.target_dbfs = max_chars, target_dbfs
@@ -227,8 +228,10 @@ class HibariTTS:
         text = validate_text(text, max_chars=self.max_chars)
         rng = np.random.default_rng(self.seed)
         pause = np.zeros(int(round(self.sentence_pause_s * self.sample_rate)), np.float32)
-        pause_tl = PhonemeTimeline([Phone(SILENCE, 0.0, len(pause) / self.sample_rate)],
-                                   duration=len(pause) / self.sample_rate)
+        pause_tl = PhonemeTimeline(
+            [Phone(SILENCE, 0.0, len(pause) / self.sample_rate)],
+            duration=len(pause) / self.sample_rate,
+        )
         audio: list[np.ndarray] = []
         parts: list[PhonemeTimeline] = []
         n_sentences = 0
@@ -244,8 +247,9 @@ class HibariTTS:
             n_sentences += 1
         if not audio:
             raise TextInputError(f"text has nothing speakable after phonemization: {text[:40]!r}")
-        wav = normalize_loudness(np.concatenate(audio), self.sample_rate,
-                                 target_dbfs=self.target_dbfs)
+        wav = normalize_loudness(
+            np.concatenate(audio), self.sample_rate, target_dbfs=self.target_dbfs
+        )
         timeline = PhonemeTimeline.concatenate(parts)
         timeline.duration = len(wav) / self.sample_rate
         log.debug("hibari: %d sentences, %.2f s of audio", n_sentences, timeline.duration)
@@ -305,8 +309,9 @@ class HibariTTS:
         char_of = [-1, *index, -1]  # symbol index -> character in chunk.phonemes
         words = []
         for word, start, end in chunk.words:
-            inside = [(a, b) for ph, a, b, i in phones
-                      if ph != SILENCE and start <= char_of[i] < end]
+            inside = [
+                (a, b) for ph, a, b, i in phones if ph != SILENCE and start <= char_of[i] < end
+            ]
             if inside:
                 words.append(WordSpan(word, inside[0][0] / sr, inside[-1][1] / sr))
         timeline = PhonemeTimeline(

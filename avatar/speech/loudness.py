@@ -86,8 +86,9 @@ def limit_peaks(audio: np.ndarray, sample_rate: int, *, peak_dbfs: float) -> np.
         return audio.astype(np.float32, copy=False)
     need = np.minimum(1.0, ceiling / np.maximum(mag, 1e-20))
     w = max(1, int(round(LIMITER_WINDOW_S * sample_rate)))
-    gain = uniform_filter1d(minimum_filter1d(need, 2 * w + 1, mode="nearest"), 2 * w + 1,
-                            mode="nearest")
+    gain = uniform_filter1d(
+        minimum_filter1d(need, 2 * w + 1, mode="nearest"), 2 * w + 1, mode="nearest"
+    )
     gain = np.minimum(gain, need)  # rounding in the moving average must not let a peak through
     return (audio * gain).astype(np.float32)
 
@@ -127,5 +128,6 @@ def normalize_loudness(
     if level is None:
         return audio
     gain = 10 ** ((target_dbfs - level) / 20)
-    return limit_peaks(np.asarray(audio, np.float32) * np.float32(gain), sample_rate,
-                       peak_dbfs=peak_dbfs)
+    return limit_peaks(
+        np.asarray(audio, np.float32) * np.float32(gain), sample_rate, peak_dbfs=peak_dbfs
+    )

@@ -1,4 +1,4 @@
-"""PhonemeTimeline: phonemes and words with start/end times in seconds, shared by TTS and aligners."""
+"""PhonemeTimeline: phonemes and words with start/end times in seconds, from TTS and aligners."""
 
 from __future__ import annotations
 

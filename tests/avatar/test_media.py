@@ -95,8 +95,15 @@ def test_iter_video_frames(clip_path: Path) -> None:
 def test_long_audio_trimmed_in_chunks(tmp_path: Path) -> None:
     path = tmp_path / "trim.mp4"
     audio = _tone(3.0)
-    with Mp4Writer(path, fps=FPS, size=(64, 64), sample_rate=SR, crf=23, preset="ultrafast",
-                   audio_bitrate=64000) as writer:
+    with Mp4Writer(
+        path,
+        fps=FPS,
+        size=(64, 64),
+        sample_rate=SR,
+        crf=23,
+        preset="ultrafast",
+        audio_bitrate=64000,
+    ) as writer:
         writer.write_frames(_frames(10, 64))
         for chunk in np.array_split(audio, 3):  # audio may arrive in pieces, after frames
             writer.write_audio(chunk)
@@ -109,8 +116,14 @@ def test_long_audio_trimmed_in_chunks(tmp_path: Path) -> None:
 
 def test_short_audio_padded(tmp_path: Path) -> None:
     stereo = np.stack([_tone(0.5), _tone(0.5)], axis=1)
-    path = write_mp4(tmp_path / "pad.mp4", _frames(N_FRAMES, 64), fps=FPS, audio=stereo,
-                     sample_rate=SR, preset="ultrafast")
+    path = write_mp4(
+        tmp_path / "pad.mp4",
+        _frames(N_FRAMES, 64),
+        fps=FPS,
+        audio=stereo,
+        sample_rate=SR,
+        preset="ultrafast",
+    )
     info = probe_mp4(path)
     assert info["audio_channels"] == 2
     assert info["audio_duration"] == pytest.approx(2.0, abs=1 / FPS)
@@ -121,21 +134,38 @@ def test_short_audio_padded(tmp_path: Path) -> None:
 
 
 def test_unsupported_aac_rate_is_resampled(tmp_path: Path) -> None:
-    path = write_mp4(tmp_path / "r.mp4", _frames(5, 64), fps=FPS, audio=_tone(0.2, 37800),
-                     sample_rate=37800, preset="ultrafast")
+    path = write_mp4(
+        tmp_path / "r.mp4",
+        _frames(5, 64),
+        fps=FPS,
+        audio=_tone(0.2, 37800),
+        sample_rate=37800,
+        preset="ultrafast",
+    )
     assert probe_mp4(path)["audio_sample_rate"] == 44100
     assert len(read_mp4(path).audio) == round(0.2 * 44100)
 
 
 @pytest.mark.parametrize(
-    "bad", [np.zeros((64, 64, 3), np.float32), np.zeros((32, 64, 3), np.uint8),
-            np.zeros((64, 64), np.uint8)]
+    "bad",
+    [
+        np.zeros((64, 64, 3), np.float32),
+        np.zeros((32, 64, 3), np.uint8),
+        np.zeros((64, 64), np.uint8),
+    ],
 )
 def test_bad_frame_leaves_no_file(tmp_path: Path, bad: np.ndarray) -> None:
     path = tmp_path / "bad.mp4"
     with pytest.raises(VideoFormatError, match="frame 3"):
-        with Mp4Writer(path, fps=FPS, size=(64, 64), sample_rate=SR, crf=23, preset="ultrafast",
-                       audio_bitrate=64000) as writer:
+        with Mp4Writer(
+            path,
+            fps=FPS,
+            size=(64, 64),
+            sample_rate=SR,
+            crf=23,
+            preset="ultrafast",
+            audio_bitrate=64000,
+        ) as writer:
             writer.write_audio(_tone(1.0))
             writer.write_frames(_frames(3, 64))
             writer.write_frame(bad)
@@ -144,8 +174,13 @@ def test_bad_frame_leaves_no_file(tmp_path: Path, bad: np.ndarray) -> None:
 
 def test_write_mp4_rejects_float_frames(tmp_path: Path) -> None:
     with pytest.raises(VideoFormatError, match="uint8"):
-        write_mp4(tmp_path / "f.mp4", _frames(4, 64).astype(np.float32), fps=FPS,
-                  audio=_tone(0.2), sample_rate=SR)
+        write_mp4(
+            tmp_path / "f.mp4",
+            _frames(4, 64).astype(np.float32),
+            fps=FPS,
+            audio=_tone(0.2),
+            sample_rate=SR,
+        )
     assert _leftovers(tmp_path) == []
 
 
@@ -208,8 +243,15 @@ def test_read_audio_errors(tmp_path: Path) -> None:
 
 def test_writer_without_audio_writes_silence(tmp_path: Path) -> None:
     path = tmp_path / "quiet.mp4"
-    with Mp4Writer(path, fps=FPS, size=(64, 64), sample_rate=SR, crf=23, preset="ultrafast",
-                   audio_bitrate=64000) as writer:
+    with Mp4Writer(
+        path,
+        fps=FPS,
+        size=(64, 64),
+        sample_rate=SR,
+        crf=23,
+        preset="ultrafast",
+        audio_bitrate=64000,
+    ) as writer:
         writer.write_frames(_frames(5, 64))
     audio, rate = read_audio(path)
     assert rate == SR and len(audio) >= round(0.2 * SR) and np.abs(audio).max() < 1e-3

@@ -62,8 +62,10 @@ def test_image_without_face_fails_and_caches_nothing(tmp_path, render_config_ove
     gradient = np.tile(np.linspace(40, 220, 300, dtype=np.uint8), (300, 1))
     cv2.imwrite(str(blank), np.dstack([gradient] * 3))
     cache = tmp_path / "cache"
-    cfg = compose("render", [*render_config_overrides, f"identity.cache_dir={cache}",
-                             f"companion.images=[{blank}]"])
+    cfg = compose(
+        "render",
+        [*render_config_overrides, f"identity.cache_dir={cache}", f"companion.images=[{blank}]"],
+    )
     with pytest.raises(FaceNotFoundError, match="wall.png"):
         pipeline_from_config(cfg).render_text(companion_from_config(cfg), TEXT, tmp_path / "o.mp4")
     assert not (tmp_path / "o.mp4").exists()

@@ -103,8 +103,10 @@ class Rasteriser:
         ring = centre + 1.35 * (oval - centre)
         border = np.linspace(0, size - 1, 9)
         edge = np.array(
-            [(x, 0) for x in border] + [(x, size - 1) for x in border]
-            + [(0, y) for y in border[1:-1]] + [(size - 1, y) for y in border[1:-1]],
+            [(x, 0) for x in border]
+            + [(x, size - 1) for x in border]
+            + [(0, y) for y in border[1:-1]]
+            + [(size - 1, y) for y in border[1:-1]],
             np.float64,
         )
         self.n_landmarks = len(pts)
@@ -141,8 +143,11 @@ class Rasteriser:
         up_i, up_w, up_y = _column_weights(topo.LIPS_INNER_UPPER, pts, xs)
         lo_i, lo_w, lo_y = _column_weights(topo.LIPS_INNER_LOWER, pts, xs)
         t = np.clip((ys - up_y) / np.maximum(lo_y - up_y, 1e-3), 0.0, 1.0)[:, None]
-        self._set(sel, np.concatenate([up_i, lo_i], axis=1),
-                  np.concatenate([(1 - t) * up_w, t * lo_w], axis=1))
+        self._set(
+            sel,
+            np.concatenate([up_i, lo_i], axis=1),
+            np.concatenate([(1 - t) * up_w, t * lo_w], axis=1),
+        )
 
     def _eye_rule(self, pts, pix, upper, lower, iris) -> None:
         sel = _polygon_pixels(pts, upper + lower[::-1][1:-1], self.size)
@@ -264,7 +269,9 @@ class WarpFields:
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
         self.grid = np.stack([xx, yy], axis=-1)  # (S, S, 2)
 
-    def _active(self, fields: dict[str, Field], coeffs: dict[str, float]) -> list[tuple[Field, float]]:
+    def _active(
+        self, fields: dict[str, Field], coeffs: dict[str, float]
+    ) -> list[tuple[Field, float]]:
         return [(fields[k], v) for k, v in coeffs.items() if abs(v) > 1e-4 and k in fields]
 
     def backward_map(self, coeffs: dict[str, float]) -> np.ndarray:
@@ -273,8 +280,9 @@ class WarpFields:
         for f, value in self._active(self.smooth, coeffs):
             f.add_to(smooth, value)
         first = self.grid - smooth
-        refined = cv2.remap(smooth, first[..., 0], first[..., 1], cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
+        refined = cv2.remap(
+            smooth, first[..., 0], first[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         sample = self.grid - refined  # T_H^-1(p)
         active = self._active(self.vertical, coeffs)
         if not active:
@@ -291,8 +299,14 @@ class WarpFields:
             f.add_to(shift, value, origin=(y0, x0))
         back = np.zeros((self.size, self.size), np.float32)
         back[y0:y1, x0:x1] = invert_columns(shift[..., 0])
-        sample[..., 1] += cv2.remap(back, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        sample[..., 1] += cv2.remap(
+            back,
+            sample[..., 0],
+            sample[..., 1],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
         return sample
 
     def vertices(self, coeffs: dict[str, float]) -> np.ndarray:

@@ -125,7 +125,9 @@ def _interior(
     tongue_top = y_lo[None, :] - 0.35 * gap * np.sqrt(np.clip(1.0 - lateral**2 / 0.5, 0.0, 1.0))
     tongue = np.clip((y - tongue_top) / np.maximum(0.12 * gap, 1.0), 0.0, 1.0)
     tongue *= np.clip((gap - 0.08 * eye_distance) / (0.06 * eye_distance), 0.0, 1.0)
-    out += (tongue * corner_shade)[..., None] * (np.asarray(mouth.tongue_color, np.float32) * 0.8 - out)
+    out += (tongue * corner_shade)[..., None] * (
+        np.asarray(mouth.tongue_color, np.float32) * 0.8 - out
+    )
     # upper teeth: a band hanging from the upper lip, clipped by the opening
     teeth_h = np.minimum(0.075 * eye_distance, 0.8 * gap)
     in_teeth = np.clip((y_up[None, :] + teeth_h - y) / 1.2, 0.0, 1.0)
@@ -135,7 +137,9 @@ def _interior(
     out += in_teeth[..., None] * (teeth - out)
     # lower teeth: a dim hint just above the lower lip when wide open
     lower_h = np.minimum(0.025 * eye_distance, 0.2 * gap)
-    in_lower = np.clip((y - (y_lo[None, :] - lower_h)) / 1.0, 0.0, 1.0) * (gap > 0.12 * eye_distance)
+    in_lower = np.clip((y - (y_lo[None, :] - lower_h)) / 1.0, 0.0, 1.0) * (
+        gap > 0.12 * eye_distance
+    )
     in_lower *= np.clip((0.6 - np.abs(lateral)) / 0.2, 0.0, 1.0)
     out += (0.6 * in_lower)[..., None] * (teeth * 0.8 - out)
     return out.astype(np.float32)
@@ -173,6 +177,11 @@ def _source_teeth(
     cover = np.clip(np.maximum(half - d, half - from_bottom) + 0.5, 0.0, 1.0)
     weight = np.where(squash >= 1.0, 1.0, cover)
     map_x = np.broadcast_to(src_x[None, :], src_y.shape).astype(np.float32)
-    rgb = cv2.remap(source.portrait, map_x, src_y.astype(np.float32), cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    rgb = cv2.remap(
+        source.portrait,
+        map_x,
+        src_y.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    ).astype(np.float32)
     return rgb, weight.astype(np.float32)

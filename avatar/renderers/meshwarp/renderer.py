@@ -79,8 +79,9 @@ class MeshWarpRenderer(Renderer):
             return self._cache[key]
         prepared = _Prepared(
             WarpFields(identity.landmarks, self.size, vertex_bases(identity.landmarks)),
-            SourceMouth.from_landmarks(identity.portrait, identity.landmarks,
-                                       identity.eye_distance),
+            SourceMouth.from_landmarks(
+                identity.portrait, identity.landmarks, identity.eye_distance
+            ),
         )
         self._cache[key] = prepared
         while len(self._cache) > self.max_cached:
@@ -93,11 +94,21 @@ class MeshWarpRenderer(Renderer):
         prepared = self.prepare(identity)
         coeffs = effective_channels(values)
         sample = prepared.fields.backward_map(coeffs)
-        frame = cv2.remap(identity.portrait, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+        frame = cv2.remap(
+            identity.portrait,
+            sample[..., 0],
+            sample[..., 1],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         if self.mouth_interior:
-            paint_mouth(frame, prepared.fields.vertices(coeffs), identity.mouth,
-                        identity.eye_distance, prepared.source_mouth)
+            paint_mouth(
+                frame,
+                prepared.fields.vertices(coeffs),
+                identity.mouth,
+                identity.eye_distance,
+                prepared.source_mouth,
+            )
         return frame
 
     def render(

@@ -14,14 +14,29 @@ import numpy as np
 from avatar.identity import topology as topo
 
 RIG_CHANNELS: tuple[str, ...] = (
-    "jaw_open", "lip_open", "mouth_stretch", "lip_round", "lip_press", "lower_lip_tuck",
-    "upper_lip_raise", "blink_l", "blink_r", "gaze_x", "gaze_y", "brow_raise", "smile",
-    "cheek_raise", "eye_squint",
+    "jaw_open",
+    "lip_open",
+    "mouth_stretch",
+    "lip_round",
+    "lip_press",
+    "lower_lip_tuck",
+    "upper_lip_raise",
+    "blink_l",
+    "blink_r",
+    "gaze_x",
+    "gaze_y",
+    "brow_raise",
+    "smile",
+    "cheek_raise",
+    "eye_squint",
 )
 """Channels that deform the mesh (head rotation is handled by dense fields)."""
 
 MOUTH_CORNERS = (
-    topo.MOUTH_CORNER_L, topo.MOUTH_CORNER_R, topo.MOUTH_INNER_CORNER_L, topo.MOUTH_INNER_CORNER_R
+    topo.MOUTH_CORNER_L,
+    topo.MOUTH_CORNER_R,
+    topo.MOUTH_INNER_CORNER_L,
+    topo.MOUTH_INNER_CORNER_R,
 )
 IRIS_L = (*topo.IRIS_L, topo.IRIS_L_CENTER)
 IRIS_R = (*topo.IRIS_R, topo.IRIS_R_CENTER)
@@ -161,10 +176,16 @@ class FaceRig:
         up = self.points[list(topo.LIPS_INNER_UPPER)]
         lo = self.points[list(topo.LIPS_INNER_LOWER)]
         s, d = self.lips, self._zeros()
-        gap_at_upper = np.clip(_interp_y(lo, self.points[s["upper_inner"], 0])
-                               - self.points[s["upper_inner"], 1], 0.0, None)
-        gap_at_lower = np.clip(self.points[s["lower_inner"], 1]
-                               - _interp_y(up, self.points[s["lower_inner"], 0]), 0.0, None)
+        gap_at_upper = np.clip(
+            _interp_y(lo, self.points[s["upper_inner"], 0]) - self.points[s["upper_inner"], 1],
+            0.0,
+            None,
+        )
+        gap_at_lower = np.clip(
+            self.points[s["lower_inner"], 1] - _interp_y(up, self.points[s["lower_inner"], 0]),
+            0.0,
+            None,
+        )
         d[s["upper_inner"], 1] = 0.5 * gap_at_upper
         d[s["lower_inner"], 1] = -0.5 * gap_at_lower
         mid_gap = float(np.median(gap_at_upper)) if len(gap_at_upper) else 0.0
@@ -186,8 +207,9 @@ class FaceRig:
         height = top - self.points[:, 1]  # > 0 above the lid
         inside_x = (self.points[:, 0] > x0) & (self.points[:, 0] < x1)
         follow = np.where(inside_x & (height > 0.5), 1.0 - _smoothstep(height / (0.2 * e)), 0.0)
-        lid_move = np.interp(self.points[:, 0], up[np.argsort(up[:, 0]), 0],
-                             0.97 * gap[np.argsort(up[:, 0])])
+        lid_move = np.interp(
+            self.points[:, 0], up[np.argsort(up[:, 0]), 0], 0.97 * gap[np.argsort(up[:, 0])]
+        )
         mask = follow > 0
         d[mask, 1] = np.maximum(d[mask, 1], 0.85 * follow[mask] * lid_move[mask])
         return d
@@ -200,7 +222,10 @@ class FaceRig:
 
     def _iris_shift(self, axis: int) -> np.ndarray:
         d = self._zeros()
-        for iris, corners in ((IRIS_L, (topo.EYE_L_OUTER, topo.EYE_L_INNER)), (IRIS_R, (topo.EYE_R_OUTER, topo.EYE_R_INNER))):
+        for iris, corners in (
+            (IRIS_L, (topo.EYE_L_OUTER, topo.EYE_L_INNER)),
+            (IRIS_R, (topo.EYE_R_OUTER, topo.EYE_R_INNER)),
+        ):
             half = 0.5 * np.linalg.norm(self.points[corners[0]] - self.points[corners[1]])
             d[list(iris), axis] = (0.45 if axis == 0 else 0.25) * half
         return d
@@ -218,8 +243,11 @@ class FaceRig:
         eye_y = self.points[[33, 263], 1].mean()
         y = self.points[:, 1]
         # full motion at the brows, fading towards the eyes below and the hairline above
-        w = np.where(y < brow_y, 1.0 - _smoothstep((brow_y - y) / (0.35 * e)),
-                     1.0 - _smoothstep((y - brow_y) / max(eye_y - brow_y, 1.0)))
+        w = np.where(
+            y < brow_y,
+            1.0 - _smoothstep((brow_y - y) / (0.35 * e)),
+            1.0 - _smoothstep((y - brow_y) / max(eye_y - brow_y, 1.0)),
+        )
         w[brows] = 1.0
         d[:, 1] = -0.07 * e * w * (y < eye_y)
         return d
@@ -243,7 +271,10 @@ class FaceRig:
 
     def eye_squint(self) -> np.ndarray:
         e, d = self.eye_distance, self._zeros()
-        for upper, lower in ((topo.EYE_L_UPPER, topo.EYE_L_LOWER), (topo.EYE_R_UPPER, topo.EYE_R_LOWER)):
+        for upper, lower in (
+            (topo.EYE_L_UPPER, topo.EYE_L_LOWER),
+            (topo.EYE_R_UPPER, topo.EYE_R_LOWER),
+        ):
             up, lo = self.points[list(upper)], self.points[list(lower)]
             gap = np.clip(lo[:, 1] - _interp_y(up, lo[:, 0]), 0.0, None)
             d[list(lower), 1] = -0.3 * gap

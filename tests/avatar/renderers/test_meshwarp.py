@@ -52,7 +52,9 @@ def test_rest_pose_closes_the_mouth_and_keeps_the_face(renderer, default_identit
 
 def test_jaw_opens_the_mouth_monotonically(renderer, default_identity_256):
     apertures = [
-        _aperture(_face(renderer.render_frame(default_identity_256, {"jaw_open": j, "lip_open": j})))
+        _aperture(
+            _face(renderer.render_frame(default_identity_256, {"jaw_open": j, "lip_open": j}))
+        )
         for j in (0.0, 0.3, 0.7)
     ]
     assert apertures[0] < 0.06 < apertures[1] < apertures[2]
@@ -60,7 +62,9 @@ def test_jaw_opens_the_mouth_monotonically(renderer, default_identity_256):
 
 def test_blink_closes_both_eyes(renderer, default_identity_256):
     open_eyes = _eye_open(_face(renderer.render_frame(default_identity_256, {})))
-    closed = _eye_open(_face(renderer.render_frame(default_identity_256, {"blink_l": 1, "blink_r": 1})))
+    closed = _eye_open(
+        _face(renderer.render_frame(default_identity_256, {"blink_l": 1, "blink_r": 1}))
+    )
     assert closed < 0.4 * open_eyes
 
 

@@ -38,8 +38,9 @@ def test_peak_is_limited_and_silence_stays_zero() -> None:
     assert np.all(y[x == 0] == 0)
 
 
-@pytest.mark.parametrize("x", [np.zeros(24000, np.float32), np.zeros(0, np.float32),
-                               np.full(24000, 1e-6, np.float32)])
+@pytest.mark.parametrize(
+    "x", [np.zeros(24000, np.float32), np.zeros(0, np.float32), np.full(24000, 1e-6, np.float32)]
+)
 def test_silence_returned_unchanged(x: np.ndarray) -> None:
     with np.errstate(all="raise"):
         y = normalize_loudness(x, SR, target_dbfs=-20.0)
