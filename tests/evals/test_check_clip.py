@@ -57,6 +57,13 @@ def test_report_speech_moves_the_mouth(report: dict[str, Any]) -> None:
     assert abs(report["lipsync/av_offset_frames"]) <= 2
 
 
+def test_rendered_clip_meets_the_foundation_criteria(report: dict[str, Any]) -> None:
+    """The acceptance criteria of the foundation issue, on a small render."""
+    assert report["lipsync/n_pauses"] >= 1, "the sentence break is a pause of 0.3 s or more"
+    assert report["lipsync/pauses_all_closed"] and report["lipsync/pause_max_aperture"] < 0.06
+    assert report["blink/ok"]
+
+
 def test_cli_prints_json(clip_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cc.main([f"video={clip_path}", "sample_every=40"]) == 0
     printed = json.loads(capsys.readouterr().out)
