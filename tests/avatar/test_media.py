@@ -27,6 +27,14 @@ FPS, SIZE, N_FRAMES, SR = 25, 128, 50, 24000
 CLICK_S = 0.75
 
 
+
+def _small_writer(path: Path) -> Mp4Writer:
+    """A 64x64 writer with cheap encoder settings."""
+    return Mp4Writer(
+        path, fps=FPS, size=(64, 64), sample_rate=SR, crf=23, preset="ultrafast",
+        audio_bitrate=64000,
+    )  # fmt: skip
+
 def _frames(n: int, size: int = SIZE) -> np.ndarray:
     """(n, size, size, 3) uint8: a smooth gradient that drifts a pixel per frame."""
     yy, xx = np.mgrid[0:size, 0:size]
@@ -95,15 +103,7 @@ def test_iter_video_frames(clip_path: Path) -> None:
 def test_long_audio_trimmed_in_chunks(tmp_path: Path) -> None:
     path = tmp_path / "trim.mp4"
     audio = _tone(3.0)
-    with Mp4Writer(
-        path,
-        fps=FPS,
-        size=(64, 64),
-        sample_rate=SR,
-        crf=23,
-        preset="ultrafast",
-        audio_bitrate=64000,
-    ) as writer:
+    with _small_writer(path) as writer:
         writer.write_frames(_frames(10, 64))
         for chunk in np.array_split(audio, 3):  # audio may arrive in pieces, after frames
             writer.write_audio(chunk)
@@ -243,15 +243,7 @@ def test_read_audio_errors(tmp_path: Path) -> None:
 
 def test_writer_without_audio_writes_silence(tmp_path: Path) -> None:
     path = tmp_path / "quiet.mp4"
-    with Mp4Writer(
-        path,
-        fps=FPS,
-        size=(64, 64),
-        sample_rate=SR,
-        crf=23,
-        preset="ultrafast",
-        audio_bitrate=64000,
-    ) as writer:
+    with _small_writer(path) as writer:
         writer.write_frames(_frames(5, 64))
     audio, rate = read_audio(path)
     assert rate == SR and len(audio) >= round(0.2 * SR) and np.abs(audio).max() < 1e-3
