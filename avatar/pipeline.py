@@ -11,19 +11,61 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from avatar.companion import CompanionSpec, load_companion
+from avatar.errors import AvatarError
 from avatar.identity.derive import derive_identity
 from avatar.identity.types import AvatarIdentity
-from avatar.media import Mp4Writer, frame_count
+from avatar.media import Mp4Writer, frame_count, read_audio
+from avatar.motion.emotion import EmotionEvent, check_emotion, parse_tags, tag_events
 from avatar.motion.generate import MotionGenerator
 from avatar.motion.track import MotionTrack
 from avatar.renderers.base import Renderer
+from avatar.speech.timeline import PhonemeTimeline
 from avatar.speech.tts import Speech, TextToSpeech
 
 log = logging.getLogger(__name__)
+
+
+class Aligner(Protocol):
+    """Phone timings of given speech (see :mod:`avatar.speech.aligner`)."""
+
+    def timeline(
+        self, audio: np.ndarray, sample_rate: int, transcript: str | None = None
+    ) -> PhonemeTimeline: ...
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Audio as given: ``samples`` (S,) mono or (S, C) float32 in [-1, 1] at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def mono(self) -> np.ndarray:
+        """(S,) float32 mono mix."""
+        s = np.asarray(self.samples, np.float32)
+        return s.mean(axis=1) if s.ndim == 2 else s
+
+    @property
+    def channels(self) -> int:
+        return 1 if np.ndim(self.samples) == 1 else int(np.shape(self.samples)[1])
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @classmethod
+    def read(cls, path: str | Path) -> Audio:
+        """Read any common audio file, keeping its rate and channels (up to 2)."""
+        samples, rate = read_audio(path, mono=False)
+        if samples.ndim == 2 and samples.shape[1] == 1:
+            samples = samples[:, 0]
+        return cls(samples, rate)
 
 
 @dataclass(frozen=True)
@@ -132,6 +174,7 @@ class Pipeline:
 
     Args:
         tts: text-to-speech backend.
+        aligner: phone timings of given speech (None: audio input is refused).
         motion: motion generator (its ``fps`` is the video's).
         renderer: frame renderer; its ``size`` is the render size.
         encoder: MP4 settings.
@@ -142,12 +185,14 @@ class Pipeline:
         self,
         *,
         tts: TextToSpeech,
+        aligner: Aligner | None = None,
         motion: MotionGenerator,
         renderer: Renderer,
         encoder: EncoderSettings,
         identity: IdentitySettings,
     ) -> None:
         self.tts = tts
+        self.aligner = aligner
         self.motion = motion
         self.renderer = renderer
         self.encoder = encoder
@@ -174,59 +219,124 @@ class Pipeline:
         """Synthesize ``text`` (validated by the backend: empty or too long text raises)."""
         return self.tts.synthesize(text)
 
-    def motion_for(self, speech: Speech) -> MotionTrack:
-        """The motion track of ``speech``: ``round(seconds * fps)`` frames."""
+    def motion_for(
+        self, speech: Speech, *, emotions: list[EmotionEvent] | None = None,
+        listen_to: Audio | None = None,
+    ) -> MotionTrack:  # fmt: skip
+        """The motion track of ``speech``: ``round(seconds * fps)`` frames.
+
+        Args:
+            speech: the companion's speech (all silence when it only listens).
+            emotions: emotion changes over the utterance.
+            listen_to: the user's speech over the same span (listening behaviour).
+        """
         n_frames = frame_count(speech.duration, self.motion.fps)
-        return self.motion.generate(speech.timeline, speech.audio, speech.sample_rate, n_frames)
+        user = (listen_to.mono, listen_to.sample_rate) if listen_to is not None else (None, None)
+        return self.motion.generate(
+            speech.timeline, speech.audio, speech.sample_rate, n_frames, emotions=emotions,
+            user_audio=user[0], user_sample_rate=user[1],
+        )  # fmt: skip
 
     def render_speech(
         self, companion: CompanionSpec | str, speech: Speech, out: str | Path,
-        *, timings: dict[str, float] | None = None,
+        *, emotions: list[EmotionEvent] | None = None, listen_to: Audio | None = None,
+        soundtrack: Audio | None = None, timings: dict[str, float] | None = None,
     ) -> RenderResult:  # fmt: skip
-        """Render ``speech`` by ``companion`` to an MP4 at ``out`` (written atomically)."""
+        """Render ``speech`` by ``companion`` to an MP4 at ``out`` (written atomically).
+
+        Args:
+            companion: spec, or a companion name.
+            speech: audio and timeline of what the companion says.
+            out: MP4 path.
+            emotions: emotion changes (see :mod:`avatar.motion.emotion`).
+            listen_to: the user's speech over the same span; the companion listens.
+            soundtrack: the audio the MP4 carries, when it is not ``speech.audio`` (the
+                original recording, mono or stereo, at its own rate).
+            timings: stage seconds measured before this call (``tts``).
+        """
         timings = dict(timings or {})
+        before = timings.get("tts", 0.0) + timings.get("align", 0.0)  # seconds spent upstream
         start = time.perf_counter()
         identity = self.identity(companion)
         timings["identity"] = time.perf_counter() - start
         t0 = time.perf_counter()
-        motion = self.motion_for(speech)
+        motion = self.motion_for(speech, emotions=emotions, listen_to=listen_to)
         timings["motion"] = time.perf_counter() - t0
+        track = soundtrack or Audio(speech.audio, speech.sample_rate)
         out = Path(out)
         writer = Mp4Writer(
             out,
             fps=motion.fps,
             size=(identity.size, identity.size),
-            sample_rate=speech.sample_rate,
+            sample_rate=track.sample_rate,
             crf=self.encoder.crf,
             preset=self.encoder.preset,
             audio_bitrate=self.encoder.audio_bitrate,
+            channels=track.channels,
         )
         with writer:
             frames = _RenderAhead(self.renderer.render(identity, motion))
             encode_s = 0.0
             for i, frame in enumerate(frames):
                 if i == 0:
-                    timings["first_frame"] = time.perf_counter() - start + timings.get("tts", 0.0)
+                    timings["first_frame"] = time.perf_counter() - start + before
                 t0 = time.perf_counter()
                 writer.write_frame(frame)
                 encode_s += time.perf_counter() - t0
             t0 = time.perf_counter()
-            writer.write_audio(speech.audio)
+            writer.write_audio(track.samples)
         encode_s += time.perf_counter() - t0
         timings.update(render=frames.busy_s, encode=encode_s)
-        timings["total"] = time.perf_counter() - start + timings.get("tts", 0.0)
+        timings["total"] = time.perf_counter() - start + before
         log.info("wrote %s: %d frames, %.2f s of audio", out, len(motion), speech.duration)
         return RenderResult(
             out, len(motion), motion.fps, speech.duration, timings, identity, motion, speech
         )
 
     def render_text(
-        self, companion: CompanionSpec | str, text: str, out: str | Path
-    ) -> RenderResult:
-        """Text -> speech -> MP4 of ``companion`` saying it."""
+        self, companion: CompanionSpec | str, text: str, out: str | Path,
+        *, emotion: str | None = None, emotion_intensity: float = 1.0,
+    ) -> RenderResult:  # fmt: skip
+        """Text -> speech -> MP4 of ``companion`` saying it.
+
+        Inline tags such as ``[smile]`` or ``[sad 0.5]`` change the emotion from the next
+        word on; ``emotion`` sets the mood from the start (overriding the configured one).
+        """
         t0 = time.perf_counter()
-        speech = self.speak(text)
-        return self.render_speech(companion, speech, out, timings={"tts": time.perf_counter() - t0})
+        clean, tags = parse_tags(text) if isinstance(text, str) else (text, [])
+        speech = self.speak(clean)
+        events = []
+        if emotion:
+            events.append(EmotionEvent(check_emotion(emotion, emotion_intensity),
+                                       emotion_intensity, 0.0))  # fmt: skip
+        events += tag_events(tags, speech.timeline, len(clean.split()))
+        return self.render_speech(companion, speech, out, emotions=events,
+                                  timings={"tts": time.perf_counter() - t0})  # fmt: skip
+
+    def render_audio(
+        self, companion: CompanionSpec | str, audio: Audio, out: str | Path,
+        *, transcript: str | None = None,
+    ) -> RenderResult:  # fmt: skip
+        """Lip-sync given speech (any rate, mono or stereo); the MP4 carries that audio.
+
+        With a ``transcript`` the phones come from forced alignment, otherwise from phone
+        recognition.
+        """
+        if self.aligner is None:
+            raise AvatarError("this pipeline has no aligner configured (config key `aligner`)")
+        t0 = time.perf_counter()
+        timeline = self.aligner.timeline(audio.samples, audio.sample_rate, transcript)
+        speech = Speech(audio.mono, audio.sample_rate, timeline, transcript or "")
+        return self.render_speech(companion, speech, out, soundtrack=audio,
+                                  timings={"align": time.perf_counter() - t0})  # fmt: skip
+
+    def render_listening(
+        self, companion: CompanionSpec | str, user_speech: Audio, out: str | Path
+    ) -> RenderResult:
+        """The companion listening to the user's speech (which the MP4 carries)."""
+        speech = silence_speech(user_speech.duration, user_speech.sample_rate)
+        return self.render_speech(companion, speech, out, listen_to=user_speech,
+                                  soundtrack=user_speech)  # fmt: skip
 
 
 def render_mp4(

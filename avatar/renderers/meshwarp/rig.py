@@ -227,7 +227,7 @@ class FaceRig:
             (IRIS_R, (topo.EYE_R_OUTER, topo.EYE_R_INNER)),
         ):
             half = 0.5 * np.linalg.norm(self.points[corners[0]] - self.points[corners[1]])
-            d[list(iris), axis] = (0.45 if axis == 0 else 0.25) * half
+            d[list(iris), axis] = (0.9 if axis == 0 else 0.5) * half
         return d
 
     def gaze_x(self) -> np.ndarray:
@@ -249,7 +249,7 @@ class FaceRig:
             1.0 - _smoothstep((y - brow_y) / max(eye_y - brow_y, 1.0)),
         )
         w[brows] = 1.0
-        d[:, 1] = -0.07 * e * w * (y < eye_y)
+        d[:, 1] = -0.10 * e * w * (y < eye_y)
         return d
 
     def smile(self) -> np.ndarray:
@@ -257,8 +257,8 @@ class FaceRig:
         lat = np.clip(self._lateral(), -1.4, 1.4)
         near = self._near_mouth(0.4)
         d = self._zeros()
-        d[:, 0] = 0.05 * e * lat * near
-        d[:, 1] = -0.06 * e * np.abs(lat).clip(0, 1) ** 1.5 * near
+        d[:, 0] = 0.07 * e * lat * near
+        d[:, 1] = -0.10 * e * np.abs(lat).clip(0, 1) ** 1.5 * near
         return d
 
     def cheek_raise(self) -> np.ndarray:
@@ -266,7 +266,7 @@ class FaceRig:
         for corner, eye in ((61, 33), (291, 263)):
             centre = 0.5 * (self.points[corner] + self.points[eye])
             dist = np.linalg.norm(self.points - centre, axis=1) / e
-            d[:, 1] -= 0.035 * e * np.exp(-0.5 * (dist / 0.22) ** 2)
+            d[:, 1] -= 0.05 * e * np.exp(-0.5 * (dist / 0.22) ** 2)
         return d
 
     def eye_squint(self) -> np.ndarray:
@@ -277,7 +277,7 @@ class FaceRig:
         ):
             up, lo = self.points[list(upper)], self.points[list(lower)]
             gap = np.clip(lo[:, 1] - _interp_y(up, lo[:, 0]), 0.0, None)
-            d[list(lower), 1] = -0.3 * gap
+            d[list(lower), 1] = -0.45 * gap
         return d * (e > 0)
 
 
