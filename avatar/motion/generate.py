@@ -71,7 +71,7 @@ class MotionGenerator:
         if fps <= 0:
             raise ValueError(f"motion.fps must be positive, got {fps}")
         if blink_rate_per_min <= 0:
-            raise ValueError(f"motion.blink_rate_per_min must be positive, got {blink_rate_per_min}")
+            raise ValueError(f"motion.blink_rate_per_min must be > 0, got {blink_rate_per_min}")
         self.fps = float(fps)
         self.seed = int(seed)
         self.min_pause_s, self.silence_db = min_pause_s, silence_db
