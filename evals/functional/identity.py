@@ -9,6 +9,7 @@ similarity (CSIM) papers report; it is the identity check that runs offline with
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,17 +28,21 @@ EMBEDDING_DIM = 128
 
 
 def _model_paths() -> tuple[Path, Path]:
-    """(5-point shape predictor, ResNet recognition model) from face_recognition_models."""
-    try:
-        import face_recognition_models as frm
-    except ImportError as exc:
+    """(5-point shape predictor, ResNet recognition model) shipped by face_recognition_models.
+
+    The files are located without importing the package: its ``__init__`` needs
+    ``pkg_resources``, which current setuptools no longer ships.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
         raise WeightsMissingError(
             "ID-dlib needs dlib's face models from 'face-recognition-models': run "
             "`pip install -e .[eval]` (or `pip install face-recognition-models==0.3.0`)"
-        ) from exc
+        )
+    models = Path(spec.origin).parent / "models"
     paths = (
-        Path(frm.pose_predictor_five_point_model_location()),
-        Path(frm.face_recognition_model_location()),
+        models / "shape_predictor_5_face_landmarks.dat",
+        models / "dlib_face_recognition_resnet_model_v1.dat",
     )
     for path in paths:
         if not path.is_file():

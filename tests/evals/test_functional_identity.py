@@ -66,9 +66,15 @@ def test_identity_distance_matrix() -> None:
 
 
 def test_missing_weights_raise(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import face_recognition_models
+    import importlib.util
 
-    missing = str(tmp_path / "nope.dat")
-    monkeypatch.setattr(face_recognition_models, "face_recognition_model_location", lambda: missing)
-    with pytest.raises(WeightsMissingError, match="nope.dat"):
+    from evals.functional import identity
+
+    fake = importlib.machinery.ModuleSpec("face_recognition_models", None,
+                                          origin=str(tmp_path / "__init__.py"))
+    monkeypatch.setattr(identity.importlib.util, "find_spec", lambda name: fake)
+    with pytest.raises(WeightsMissingError, match="shape_predictor_5_face_landmarks.dat"):
+        DlibFaceEmbedder()
+    monkeypatch.setattr(identity.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(WeightsMissingError, match="face-recognition-models"):
         DlibFaceEmbedder()
