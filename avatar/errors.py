@@ -41,3 +41,7 @@ class WeightsMissingError(AvatarError, FileNotFoundError):
 
 class VideoFormatError(AvatarError, ValueError):
     """A video frame or file is malformed: bad frame shape or dtype, no video stream, unreadable."""
+
+
+class ConfigValueError(AvatarError, ValueError):
+    """A configuration or API value is out of range or unknown (names the key and the value)."""

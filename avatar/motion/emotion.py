@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avatar.errors import TextInputError
+from avatar.errors import ConfigValueError, TextInputError
 from avatar.speech.timeline import PhonemeTimeline
 
 EXPRESSION_TARGETS: dict[str, dict[str, float]] = {
@@ -44,9 +44,9 @@ def check_emotion(name: str, intensity: float) -> str:
     canon = TAG_ALIASES.get(name.lower(), name.lower())
     if canon not in EXPRESSION_TARGETS:
         known = ", ".join(sorted({*EXPRESSION_TARGETS, *TAG_ALIASES}))
-        raise ValueError(f"unknown emotion {name!r}; known: {known}")
+        raise ConfigValueError(f"unknown emotion {name!r}; known: {known}")
     if not 0.0 <= intensity <= 1.0:
-        raise ValueError(f"emotion intensity must be in [0, 1], got {intensity}")
+        raise ConfigValueError(f"emotion intensity must be in [0, 1], got {intensity}")
     return canon
 
 

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from avatar.errors import ConfigValueError
 from avatar.motion.behaviour import (
     blink_curve,
     blink_times,
@@ -69,9 +70,9 @@ class MotionGenerator:
         listening_reaction: float,
     ) -> None:
         if fps <= 0:
-            raise ValueError(f"motion.fps must be positive, got {fps}")
+            raise ConfigValueError(f"motion.fps must be positive, got {fps}")
         if blink_rate_per_min <= 0:
-            raise ValueError(f"motion.blink_rate_per_min must be > 0, got {blink_rate_per_min}")
+            raise ConfigValueError(f"motion.blink_rate_per_min must be > 0: {blink_rate_per_min}")
         self.fps = float(fps)
         self.seed = int(seed)
         self.min_pause_s, self.silence_db = min_pause_s, silence_db

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from avatar.errors import ConfigValueError
 from avatar.identity.types import AvatarIdentity
 from avatar.motion.track import MotionTrack
 from avatar.renderers.base import Renderer
@@ -60,7 +61,7 @@ class MeshWarpRenderer(Renderer):
 
     def __init__(self, *, size: int, mouth_interior: bool = True, max_cached_identities: int = 4):
         if size < 64:
-            raise ValueError(f"renderer.size must be at least 64 pixels, got {size}")
+            raise ConfigValueError(f"renderer.size must be at least 64 pixels, got {size}")
         self.size = int(size)
         self.mouth_interior = mouth_interior
         self.max_cached = max_cached_identities
@@ -69,7 +70,7 @@ class MeshWarpRenderer(Renderer):
     def prepare(self, identity: AvatarIdentity) -> _Prepared:
         """Precompute (once per identity) the displacement fields; about 0.3 s at 512."""
         if identity.size != self.size:
-            raise ValueError(
+            raise ConfigValueError(
                 f"identity was derived at {identity.size}px but renderer.size is {self.size}px; "
                 "derive it at the renderer's size"
             )
