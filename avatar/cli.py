@@ -8,10 +8,12 @@ import sys
 import time
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from avatar.companion import configs_dir
+from avatar.companion import CompanionSpec, configs_dir
 from avatar.errors import AvatarError
+from avatar.pipeline import Audio, Pipeline, RenderResult
 
 log = logging.getLogger("avatar.render")
 
@@ -28,6 +30,19 @@ def process_age_s() -> float:
         return float("nan")
 
 
+def _render(pipeline: Pipeline, companion: CompanionSpec, cfg: DictConfig) -> RenderResult:
+    """Dispatch on the inputs given: ``listen``, ``audio`` (+ ``transcript``) or ``text``."""
+    if cfg.listen and cfg.audio:
+        raise AvatarError("give either audio= (the companion speaks) or listen= (it listens)")
+    if cfg.listen:
+        return pipeline.render_listening(companion, Audio.read(cfg.listen), cfg.out)
+    if cfg.audio:
+        return pipeline.render_audio(companion, Audio.read(cfg.audio), cfg.out,
+                                     transcript=cfg.transcript)  # fmt: skip
+    return pipeline.render_text(companion, cfg.text, cfg.out, emotion=cfg.emotion,
+                                emotion_intensity=cfg.emotion_intensity)  # fmt: skip
+
+
 @hydra.main(config_path=str(configs_dir()), config_name="render", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Render ``cfg.text`` spoken by ``cfg.companion`` to ``cfg.out``; exit 2 on bad input."""
@@ -39,9 +54,12 @@ def main(cfg: DictConfig) -> None:
         companion = companion_from_config(cfg)
         pipeline = pipeline_from_config(cfg)
         t_call = time.perf_counter()
-        result = pipeline.render_text(companion, cfg.text, cfg.out)
+        result = _render(pipeline, companion, cfg)
     except AvatarError as e:
         log.error("%s: %s", type(e).__name__, e)
+        sys.exit(2)
+    except InstantiationException as e:  # a constructor refused a config value
+        log.error("bad configuration: %s", e)
         sys.exit(2)
     cold_start = age_at_main + (t_call - t_main) + result.timings["first_frame"]
     log.info(

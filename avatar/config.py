@@ -36,6 +36,7 @@ def pipeline_from_config(cfg: DictConfig) -> Pipeline:
     """Instantiate every stage named in a ``render`` config."""
     return Pipeline(
         tts=instantiate(cfg.tts),
+        aligner=instantiate(cfg.aligner) if cfg.get("aligner") else None,
         motion=instantiate(cfg.motion),
         renderer=instantiate(cfg.renderer),
         encoder=EncoderSettings(**OmegaConf.to_container(cfg.encoder, resolve=True)),
