@@ -297,16 +297,16 @@ class WarpFields:
         shift = np.zeros((y1 - y0, x1 - x0, 1), np.float32)
         for f, value in active:
             f.add_to(shift, value, origin=(y0, x0))
-        back = np.zeros((self.size, self.size), np.float32)
-        back[y0:y1, x0:x1] = invert_columns(shift[..., 0])
-        sample[..., 1] += cv2.remap(
-            back,
-            sample[..., 0],
-            sample[..., 1],
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
-        )
+        back = invert_columns(shift[..., 0])  # (h, w) over the box, box coordinates
+        # only output pixels whose smooth-warped source can land in the box need the lookup
+        reach = int(np.ceil(np.abs(smooth).max())) + 2
+        oy0, ox0 = max(y0 - reach, 0), max(x0 - reach, 0)
+        oy1, ox1 = min(y1 + reach, self.size), min(x1 + reach, self.size)
+        roi = sample[oy0:oy1, ox0:ox1]
+        roi[..., 1] += cv2.remap(
+            back, roi[..., 0] - np.float32(x0), roi[..., 1] - np.float32(y0), cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+        )  # fmt: skip
         return sample
 
     def vertices(self, coeffs: dict[str, float]) -> np.ndarray:
