@@ -11,6 +11,7 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
+import avatar.config  # noqa: F401  (registers the ${repo:...} config resolver)
 from avatar.companion import CompanionSpec, configs_dir
 from avatar.errors import AvatarError
 from avatar.pipeline import Audio, Pipeline, RenderResult
@@ -38,7 +39,8 @@ def _render(pipeline: Pipeline, companion: CompanionSpec, cfg: DictConfig) -> Re
         return pipeline.render_listening(companion, Audio.read(cfg.listen), cfg.out)
     if cfg.audio:
         return pipeline.render_audio(companion, Audio.read(cfg.audio), cfg.out,
-                                     transcript=cfg.transcript)  # fmt: skip
+                                     transcript=cfg.transcript,
+                                     mouth_source=cfg.mouth_source)  # fmt: skip
     return pipeline.render_text(companion, cfg.text, cfg.out, emotion=cfg.emotion,
                                 emotion_intensity=cfg.emotion_intensity)  # fmt: skip
 

@@ -15,7 +15,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from avatar.companion import CompanionSpec, configs_dir
-from avatar.pipeline import EncoderSettings, IdentitySettings, Pipeline
+from avatar.pipeline import EncoderSettings, IdentitySettings, Pipeline, StreamingSettings
+
+
+def repo_path(relative: str) -> str:
+    """``${repo:checkpoints/x.ckpt}`` in configs: a path inside the repository, absolute."""
+    return str(configs_dir().parent / relative)
+
+
+if not OmegaConf.has_resolver("repo"):
+    OmegaConf.register_new_resolver("repo", repo_path)
 
 
 def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -41,4 +50,6 @@ def pipeline_from_config(cfg: DictConfig) -> Pipeline:
         renderer=instantiate(cfg.renderer),
         encoder=EncoderSettings(**OmegaConf.to_container(cfg.encoder, resolve=True)),
         identity=IdentitySettings(**OmegaConf.to_container(cfg.identity, resolve=True)),
+        learned=instantiate(cfg.learned) if cfg.get("learned") else None,
+        streaming=StreamingSettings(**OmegaConf.to_container(cfg.streaming, resolve=True)),
     )

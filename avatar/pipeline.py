@@ -8,15 +8,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from avatar.companion import CompanionSpec, load_companion
-from avatar.errors import AvatarError
+from avatar.errors import AvatarError, ConfigValueError
 from avatar.identity.derive import derive_identity
 from avatar.identity.types import AvatarIdentity
 from avatar.media import Mp4Writer, frame_count, read_audio
@@ -26,6 +26,7 @@ from avatar.motion.track import MotionTrack
 from avatar.renderers.base import Renderer
 from avatar.speech.timeline import PhonemeTimeline
 from avatar.speech.tts import Speech, TextToSpeech
+from avatar.streaming import MouthGate, StreamingSession, behaviour_track, learned_track
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,17 @@ class Audio:
         if samples.ndim == 2 and samples.shape[1] == 1:
             samples = samples[:, 0]
         return cls(samples, rate)
+
+
+@dataclass(frozen=True)
+class StreamingSettings:
+    """The learned-mouth path (real-time sessions and its offline twin)."""
+
+    behaviour_seconds: float = 60.0  # length of the looped non-verbal track
+    silence_db: float = -35.0  # below reference_dbfs by this much is silence
+    reference_dbfs: float = -20.0  # typical speech level of the incoming audio
+    hold_s: float = 0.15  # silence this long closes the mouth
+    ramp_s: float = 0.08  # closing ramp
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,9 @@ class Pipeline:
         renderer: frame renderer; its ``size`` is the render size.
         encoder: MP4 settings.
         identity: identity-derivation settings.
+        learned: loads the audio-to-motion model when first needed (keeps torch out of the
+            text path); None: the learned mouth is unavailable.
+        streaming: settings of the real-time session and the learned-mouth path.
     """
 
     def __init__(
@@ -190,6 +205,8 @@ class Pipeline:
         renderer: Renderer,
         encoder: EncoderSettings,
         identity: IdentitySettings,
+        learned: Callable[[], Any] | None = None,
+        streaming: StreamingSettings | None = None,
     ) -> None:
         self.tts = tts
         self.aligner = aligner
@@ -197,6 +214,9 @@ class Pipeline:
         self.renderer = renderer
         self.encoder = encoder
         self.identity_settings = identity
+        self._load_learned = learned
+        self._learned: Any = None
+        self.streaming = streaming
 
     @property
     def size(self) -> int:
@@ -218,6 +238,40 @@ class Pipeline:
     def speak(self, text: str) -> Speech:
         """Synthesize ``text`` (validated by the backend: empty or too long text raises)."""
         return self.tts.synthesize(text)
+
+    @property
+    def learned(self) -> Any:
+        """The audio-to-motion model, loaded on first use."""
+        if self._learned is None:
+            if self._load_learned is None:
+                raise AvatarError("no learned audio-to-motion model configured (key `learned`)")
+            self._learned = self._load_learned()
+        return self._learned
+
+    def _gate(self) -> MouthGate:
+        s = self.streaming or StreamingSettings()
+        return MouthGate(fps=self.motion.fps, silence_db=s.silence_db,
+                         reference_dbfs=s.reference_dbfs, hold_s=s.hold_s, ramp_s=s.ramp_s)
+
+    def _behaviour(self) -> MotionTrack:
+        seconds = (self.streaming or StreamingSettings()).behaviour_seconds
+        if getattr(self, "_behaviour_cache", None) is None:
+            self._behaviour_cache = behaviour_track(self.motion, seconds)
+        return self._behaviour_cache
+
+    def session(self, companion: CompanionSpec | str) -> StreamingSession:
+        """A real-time session for ``companion`` (:class:`avatar.streaming.StreamingSession`)."""
+        identity = self.identity(companion)
+        render_frame = getattr(self.renderer, "render_frame")  # noqa: B009
+        return StreamingSession(identity=identity, render_frame=render_frame,
+                                learned=self.learned, behaviour=self._behaviour(),
+                                gate=self._gate())  # fmt: skip
+
+    def learned_motion(self, audio: Audio) -> MotionTrack:
+        """Offline learned-mouth motion for ``audio``, equal to what a session streams."""
+        n_frames = frame_count(audio.duration, self.motion.fps)
+        return learned_track(self.learned, self._behaviour(), self._gate(), audio.mono,
+                             audio.sample_rate, n_frames)  # fmt: skip
 
     def motion_for(
         self, speech: Speech, *, emotions: list[EmotionEvent] | None = None,
@@ -241,6 +295,7 @@ class Pipeline:
         self, companion: CompanionSpec | str, speech: Speech, out: str | Path,
         *, emotions: list[EmotionEvent] | None = None, listen_to: Audio | None = None,
         soundtrack: Audio | None = None, timings: dict[str, float] | None = None,
+        motion: MotionTrack | None = None,
     ) -> RenderResult:  # fmt: skip
         """Render ``speech`` by ``companion`` to an MP4 at ``out`` (written atomically).
 
@@ -253,6 +308,7 @@ class Pipeline:
             soundtrack: the audio the MP4 carries, when it is not ``speech.audio`` (the
                 original recording, mono or stereo, at its own rate).
             timings: stage seconds measured before this call (``tts``).
+            motion: a motion track made already (else made from ``speech`` here).
         """
         timings = dict(timings or {})
         before = timings.get("tts", 0.0) + timings.get("align", 0.0)  # seconds spent upstream
@@ -260,7 +316,8 @@ class Pipeline:
         identity = self.identity(companion)
         timings["identity"] = time.perf_counter() - start
         t0 = time.perf_counter()
-        motion = self.motion_for(speech, emotions=emotions, listen_to=listen_to)
+        if motion is None:
+            motion = self.motion_for(speech, emotions=emotions, listen_to=listen_to)
         timings["motion"] = time.perf_counter() - t0
         track = soundtrack or Audio(speech.audio, speech.sample_rate)
         out = Path(out)
@@ -315,13 +372,22 @@ class Pipeline:
 
     def render_audio(
         self, companion: CompanionSpec | str, audio: Audio, out: str | Path,
-        *, transcript: str | None = None,
+        *, transcript: str | None = None, mouth_source: str = "aligner",
     ) -> RenderResult:  # fmt: skip
         """Lip-sync given speech (any rate, mono or stereo); the MP4 carries that audio.
 
-        With a ``transcript`` the phones come from forced alignment, otherwise from phone
-        recognition.
+        ``mouth_source="aligner"``: phones from forced alignment with a ``transcript``, from
+        phone recognition without; ``"learned"``: the audio-to-motion model, exactly as a
+        real-time session would stream it.
         """
+        if mouth_source == "learned":
+            t0 = time.perf_counter()
+            motion = self.learned_motion(audio)
+            speech = silence_speech(audio.duration, audio.sample_rate)
+            return self.render_speech(companion, speech, out, soundtrack=audio, motion=motion,
+                                      timings={"align": time.perf_counter() - t0})  # fmt: skip
+        if mouth_source != "aligner":
+            raise ConfigValueError(f"mouth_source: 'aligner' or 'learned', not {mouth_source!r}")
         if self.aligner is None:
             raise AvatarError("this pipeline has no aligner configured (config key `aligner`)")
         t0 = time.perf_counter()
