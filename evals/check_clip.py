@@ -38,6 +38,7 @@ from evals.functional.lipsync import (
 )
 from evals.functional.mouth import eye_openness, mouth_aperture
 from evals.landmarks import track_video
+from evals.results import json_ready
 
 log = logging.getLogger(__name__)
 
@@ -184,21 +185,8 @@ def check_clip(
     report.update(_identity(clip.frames, refs, sample_every, embedder))
     timings["identity"] = time.perf_counter() - t0
     report.update({f"timing/{k}_s": round(v, 3) for k, v in timings.items()})
-    clean: dict[str, Any] = _json_ready(report)
+    clean: dict[str, Any] = json_ready(report)
     return clean
-
-
-def _json_ready(value: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 _USAGE = (

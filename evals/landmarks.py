@@ -37,6 +37,9 @@ class FaceTrack:
             bundled model); NaN in frames without a face.
         blendshape_names: the B blendshape names, column order of ``blendshapes``.
         fps: frames per second of the clip.
+        pose: (T, 3) float32 head pose (yaw, pitch, roll) in degrees from MediaPipe's facial
+            transformation matrix (:func:`~avatar.identity.landmarker.pose_from_matrix`); NaN in
+            frames without a face (all NaN when not given).
     """
 
     landmarks: np.ndarray
@@ -44,9 +47,14 @@ class FaceTrack:
     blendshapes: np.ndarray
     blendshape_names: list[str] = field(default_factory=list)
     fps: float = 25.0
+    pose: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t = len(self.found)
+        if self.pose is None:
+            self.pose = np.full((t, 3), np.nan, np.float32)
+        if self.pose.shape != (t, 3):
+            raise ValueError(f"pose must be ({t}, 3), got {self.pose.shape}")
         if self.landmarks.shape != (t, NUM_LANDMARKS, 3):
             raise ValueError(
                 f"landmarks must be ({t}, {NUM_LANDMARKS}, 3), got {self.landmarks.shape}"
@@ -92,6 +100,7 @@ def track_video(frames: np.ndarray, fps: float, *, min_confidence: float = 0.5) 
     landmarks = np.full((n, NUM_LANDMARKS, 3), np.nan, np.float32)
     found = np.zeros(n, bool)
     shapes: list[dict[str, float]] = [{} for _ in range(n)]
+    pose = np.full((n, 3), np.nan, np.float32)
     with FaceTracker(min_confidence=min_confidence) as tracker:
         last_ts = -1
         for i, frame in enumerate(frames):
@@ -103,11 +112,12 @@ def track_video(frames: np.ndarray, fps: float, *, min_confidence: float = 0.5) 
             landmarks[i] = face.landmarks
             found[i] = True
             shapes[i] = face.blendshapes
+            pose[i] = face.pose
     names = next((list(s) for s in shapes if s), [])
     blend = np.full((n, len(names)), np.nan, np.float32)
     for i, s in enumerate(shapes):
         if s:
             blend[i] = [s.get(k, np.nan) for k in names]
-    track = FaceTrack(landmarks, found, blend, names, float(fps))
+    track = FaceTrack(landmarks, found, blend, names, float(fps), pose)
     log.debug("tracked %d frames: face in %.1f%%", n, 100 * track.detection_rate)
     return track
