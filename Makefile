@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPS := pyproject.toml Makefile
 
-.PHONY: help install demo test bench eval train clean
+.PHONY: help install demo test bench bench-stream eval eval-motion train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -40,8 +40,16 @@ bench: $(STAMP)  ## per-stage timings, real-time factor, memory and cold start
 eval: $(STAMP)  ## nightly eval suite, offline W&B under outputs/eval/<time>/ (baseline=PATH)
 	WANDB_MODE=offline $(BIN)/python -m evals.run suite=nightly $(if $(baseline),baseline=$(baseline))
 
-train: $(STAMP)  ## retrain the audio-to-motion model (checkpoints/audio2motion.ckpt)
+train: $(STAMP)  ## retrain the audio-to-motion model (~28 min on 2 cores) -> checkpoints/
+	command -v flite >/dev/null || (apt-get update -qq && apt-get install -y -qq flite)
 	$(BIN)/python -m avatar.train experiment=audio2motion
+
+eval-motion: $(STAMP)  ## the three mouth sources (aligner, recognition, learned) on the held-out voice
+	$(BIN)/python benchmarks/eval_audio2motion.py
+	$(BIN)/python benchmarks/compare_motion_sources.py
+
+bench-stream: $(STAMP)  ## real-time path: 20 ms chunks in, frames out, latency p50/p95
+	$(BIN)/python benchmarks/bench_streaming.py
 
 clean:  ## remove outputs (keeps .venv)
 	rm -rf out outputs .pytest_cache

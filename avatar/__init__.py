@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "AvatarIdentity",
     "CompanionSpec",
+    "LearnedMotion",
     "MeshWarpRenderer",
     "MotionTrack",
     "PhonemeTimeline",
@@ -23,6 +24,7 @@ __all__ = [
 _LAZY = {
     "AvatarIdentity": "avatar.identity.types",
     "CompanionSpec": "avatar.companion",
+    "LearnedMotion": "avatar.motion.learned",
     "MeshWarpRenderer": "avatar.renderers.meshwarp",
     "MotionTrack": "avatar.motion.track",
     "PhonemeTimeline": "avatar.speech.timeline",

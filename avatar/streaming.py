@@ -171,8 +171,12 @@ def learned_loader(*, ckpt_path: str) -> Callable[[], object]:
                 f"audio-to-motion checkpoint {ckpt_path} is missing: train it with "
                 "`python -m avatar.train experiment=audio2motion` (config key `learned.ckpt_path`)"
             )
-        from avatar.motion.learned import LearnedMotion
-
+        try:
+            from avatar.motion.learned import LearnedMotion
+        except ImportError as e:
+            raise WeightsMissingError(
+                f"the learned mouth needs torch ({e}); install the project with `.[train]`"
+            ) from None
         return LearnedMotion.load(ckpt_path)
 
     return load

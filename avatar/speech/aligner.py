@@ -278,9 +278,12 @@ class PocketsphinxAligner:
     @staticmethod
     def _decode(decoder: Decoder, pcm: np.ndarray) -> None:
         decoder.reinit_feat()
-        decoder.start_utt()
-        decoder.process_raw(pcm.tobytes(), full_utt=True)
-        decoder.end_utt()
+        try:
+            decoder.start_utt()
+            decoder.process_raw(pcm.tobytes(), full_utt=True)
+            decoder.end_utt()
+        except RuntimeError as e:  # pocketsphinx found no path (e.g. transcript vs audio)
+            raise AvatarError(f"pocketsphinx could not decode this audio: {e}") from None
 
 
 def _lookup(decoder: Decoder, transcript: str) -> tuple[list[str], list[str]]:

@@ -1,0 +1,1 @@
+"""Datasets, LightningDataModules and the corpora the project generates itself."""

@@ -1,0 +1,1 @@
+"""LightningModules (``<name>_module.py``): training wrappers around :mod:`avatar.modules`."""

@@ -1,0 +1,1 @@
+"""nn.Module building blocks (torch only, never Lightning): one network per file."""

