@@ -13,6 +13,8 @@ help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): $(DEPS)
+	# Debian packages: flite (voices with exact phone timings: training corpus, aligner tests)
+	command -v flite >/dev/null || (apt-get update -qq && apt-get install -y -qq flite)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -e ".[eval,train,dev]"
@@ -40,8 +42,7 @@ bench: $(STAMP)  ## per-stage timings, real-time factor, memory and cold start
 eval: $(STAMP)  ## nightly eval suite, offline W&B under outputs/eval/<time>/ (baseline=PATH)
 	WANDB_MODE=offline $(BIN)/python -m evals.run suite=nightly $(if $(baseline),baseline=$(baseline))
 
-train: $(STAMP)  ## retrain the audio-to-motion model (~28 min on 2 cores) -> checkpoints/
-	command -v flite >/dev/null || (apt-get update -qq && apt-get install -y -qq flite)
+train: $(STAMP)  ## retrain the audio-to-motion model (under 30 min on 2 cores) -> checkpoints/
 	$(BIN)/python -m avatar.train experiment=audio2motion
 
 eval-motion: $(STAMP)  ## the three mouth sources (aligner, recognition, learned) on the held-out voice

@@ -92,6 +92,14 @@ def test_rendered_mouth_follows_the_recording(pipeline, excerpt, transcript, tmp
     closure = pause_closure(aperture, clip.audio, FPS, sample_rate=clip.sample_rate)
     assert closure.pauses, "the excerpt has pauses of 0.3 s or more"
     assert closure.all_closed, closure
+    # identity kept as in the foundation issue: ID-dlib to the source portrait under 0.4
+    from evals.functional.identity import DlibFaceEmbedder, identity_distance
+
+    embedder = DlibFaceEmbedder()
+    portrait = embedder.embed(pipeline.identity("default").portrait)
+    frames = [e for e in (embedder.embed(f) for f in clip.frames[::20]) if e is not None]
+    assert len(frames) == len(clip.frames[::20])
+    assert identity_distance(np.stack(frames), portrait[None]).max() < 0.4
 
 
 def test_cli_lipsyncs_a_wav_and_carries_its_audio(excerpt, tmp_path, identity_cache):
