@@ -25,6 +25,7 @@ from avatar.errors import AvatarError, ConfigValueError
 from avatar.media import read_mp4
 from avatar.pipeline import Pipeline
 from evals.features import ClipFeatures, extract_features
+from evals.functional.viseme_agreement import COARTICULATION, viseme_inputs
 from evals.suite import Suite
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,8 @@ def run_benchmark(
         cfg = compose("render", [*render_overrides, *group[0].overrides])
         pipeline = pipeline_from_config(cfg)
         scores = RendererScores(renderer, render_config=_recorded(cfg))
+        motion_cfg = cfg.get("motion") or {}
+        coart = {k: float(motion_cfg[k]) for k in COARTICULATION if k in motion_cfg}
         suite = suite_factory()
         if warmup_text:
             for spec in {item.spec.id: item.spec for item in group}.values():
@@ -199,7 +202,8 @@ def run_benchmark(
                 references=refs, timings=timings,
                 **dict(feature_options or {}),
             )  # fmt: skip
-            values, skipped = suite.score_clip(feats.inputs())
+            inputs = feats.inputs() | viseme_inputs(result, coart)  # known timings: visemes
+            values, skipped = suite.score_clip(inputs)
             score = ClipScore(item, result.path, values, skipped, feats,
                               {**timings, "eval_s": time.perf_counter() - t0})  # fmt: skip
             scores.clips.append(score)

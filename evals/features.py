@@ -76,6 +76,8 @@ class ClipFeatures:
             "eye_openness": torch.from_numpy(self.eye_openness)[None],
             "static_mask": torch.from_numpy(self.static_mask)[None],
             "references": self.references or None,
+            "audio": torch.from_numpy(self.audio)[None],  # (1, S) from frame 0
+            "sample_rate": self.sample_rate,
         }
         for key in ("total_s", "first_frame_s", "audio_s", "n_frames"):
             value = self.timings.get(key)

@@ -32,7 +32,7 @@ from evals.loggers import NullLogger, ResultsLogger
 from evals.plots import plot_sync
 from evals.results import table, write_csv, write_json
 from evals.suite import Suite
-from evals.weights import external_status, load_registry
+from evals.weights import external_status, load_registry, set_active_registry
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,13 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = _suite_spec(cfg.suite)
-    directions = spec.factory().directions()
+    probe = spec.factory()
+    directions = probe.directions()
     compare({}, {}, spec.thresholds, directions)  # fails fast on a threshold for no metric
+    registry = load_registry(_plain(cfg.weights))
+    set_active_registry(registry)  # metrics loading external weights resolve them here
     try:
-        skipped = external_status(spec.external, load_registry(_plain(cfg.weights)))
+        skipped = external_status(spec.external, registry, implemented=probe.keys())
     except WeightsMissingError as exc:
         log.error("strict run: %s", exc)
         return 2

@@ -55,6 +55,10 @@ class Suite:
             for name, metric in metrics.items():
                 yield f"{group}/{name}", metric
 
+    def keys(self) -> list[str]:
+        """``<group>/<name>`` of every metric."""
+        return [key for key, _ in self._items()]
+
     def directions(self) -> dict[str, bool | None]:
         """Output key -> higher is better (None: no direction), for every key the suite makes."""
         out: dict[str, bool | None] = {}

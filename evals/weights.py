@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,15 @@ from avatar.errors import ConfigValueError, WeightsMissingError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WeightSpec", "WeightsRegistry", "external_status", "load_registry", "main"]
+__all__ = [
+    "WeightSpec",
+    "WeightsRegistry",
+    "active_registry",
+    "external_status",
+    "load_registry",
+    "main",
+    "set_active_registry",
+]
 
 _SOURCES = ("weights_dir", "torch_hub")
 
@@ -184,8 +192,13 @@ class WeightsRegistry:
         return out
 
 
-def external_status(external: Mapping[str, str], registry: WeightsRegistry) -> dict[str, str]:
+def external_status(
+    external: Mapping[str, str], registry: WeightsRegistry, implemented: Collection[str] = ()
+) -> dict[str, str]:
     """Skip reasons of metrics that need external weights, ``{metric key: weights name}``.
+
+    Metrics in ``implemented`` (keys of the suite's metrics) get no entry when their weights
+    are present: they are scored (and skip with the registry's reason themselves otherwise).
 
     Raises:
         WeightsMissingError: the registry is strict and a file is absent or mismatching.
@@ -193,11 +206,29 @@ def external_status(external: Mapping[str, str], registry: WeightsRegistry) -> d
     out = {}
     for key, name in external.items():
         path = registry.resolve(name, required=False)
+        if path and key in implemented:
+            continue
         out[key] = (
             f"skipped: weights {name} present ({path}) but this metric is not implemented yet"
             if path else str(registry.reason(name))
         )  # fmt: skip
     return out
+
+
+_ACTIVE: list[WeightsRegistry] = []
+
+
+def set_active_registry(registry: WeightsRegistry | None) -> None:
+    """Makes ``registry`` (a run's configured one) what :func:`active_registry` returns."""
+    _ACTIVE[:] = [registry] if registry is not None else []
+
+
+def active_registry() -> WeightsRegistry:
+    """The run's registry (:func:`set_active_registry`), else ``configs/weights/registry.yaml``.
+
+    Metrics that load external weights by default resolve them here.
+    """
+    return _ACTIVE[0] if _ACTIVE else load_registry()
 
 
 def load_registry(cfg: Mapping[str, Any] | None = None) -> WeightsRegistry:

@@ -14,9 +14,13 @@ from evals.functional.lipsync import FLOOR_DB
 from evals.functional.lipsync_offset import _lipsync_offset_compute, _lipsync_offset_update
 from evals.functional.mouth_closure import _mouth_closure_compute, _mouth_closure_update
 from evals.functional.mouth_motion import _mouth_motion_compute, _mouth_motion_update
+from evals.functional.viseme_agreement import (
+    _viseme_agreement_compute,
+    _viseme_agreement_update,
+)
 from evals.metrics.base import EvalMetric
 
-__all__ = ["LipSyncOffset", "MouthClosure", "MouthMotion"]
+__all__ = ["LipSyncOffset", "MouthClosure", "MouthMotion", "VisemeAgreement"]
 
 
 class LipSyncOffset(EvalMetric):
@@ -151,3 +155,32 @@ class MouthMotion(EvalMetric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         return self._tensors(_mouth_motion_compute(*self._sums()))
+
+
+class VisemeAgreement(EvalMetric):
+    """Agreement of the rendered dominant viseme with the coarticulated truth of known timings.
+
+    Inputs to ``update``: ``visemes`` (B, T, V) weights of the clip's motion track
+    (:func:`~evals.functional.viseme_agreement.track_visemes` of ``RenderResult.motion``) and
+    ``target_visemes`` (B, T, V) from the reference timeline
+    (:func:`~evals.functional.viseme_agreement.reference_visemes`); V = 14. Outputs:
+    ``agreement`` fraction of frames in [0, 1] (higher is better) and ``speech`` the same over
+    frames whose true viseme is not ``sil``.
+
+    Example:
+        >>> w = torch.eye(14)[None, [0, 3, 3, 9]]
+        >>> out = VisemeAgreement()(w, torch.eye(14)[None, [0, 3, 9, 9]])
+        >>> float(out["agreement"])
+        0.75
+    """
+
+    higher_is_better = True
+    directions: ClassVar[dict[str, bool | None]] = {"agreement": True, "speech": True}
+    _sum_states = ("agree", "frames", "agree_speech", "frames_speech")
+
+    def update(self, visemes: Any, target_visemes: Any) -> None:
+        """Adds clips: (B, T, V) rendered and true viseme weights."""
+        self._add(_viseme_agreement_update(visemes, target_visemes))
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return self._tensors(_viseme_agreement_compute(*self._sums()))

@@ -23,9 +23,13 @@ from evals.functional import (
     lipsync_offset,
     mouth_closure,
     mouth_motion,
+    perceptual,
+    reconstruction,
     speed,
+    viseme_agreement,
 )
 from evals.metrics import (
+    ArcFaceCSIM,
     BlinkRate,
     FirstFrameLatency,
     Flicker,
@@ -40,8 +44,11 @@ from evals.metrics import (
     MouthClosure,
     MouthMotion,
     RealTimeFactor,
+    SyncNetLSE,
+    VisemeAgreement,
 )
 from evals.metrics.identity import _to_rgb8
+from evals.metrics.reconstruction import LPIPS, PSNR, SSIM
 
 NUM_BATCHES, B, T, FPS = 3, 2, 60, 25.0
 
@@ -94,6 +101,34 @@ def _embed(video: torch.Tensor, refs: list[np.ndarray], k: int) -> tuple[list, n
     mean = lambda img: img.reshape(-1, 3).mean(0) / 255.0  # noqa: E731
     clips = [np.stack([mean(_to_rgb8(f)) for f in clip[::k].numpy()]) for clip in video]
     return clips, np.stack([mean(r) for r in refs])
+
+
+def _visemes(rng: np.random.Generator) -> torch.Tensor:
+    """(B, T, 14) weights whose arg-max is sil a third of the time."""
+    w = rng.random((B, T, 14))
+    w[..., 0] += (rng.random((B, T)) < 0.33) * 2
+    return torch.from_numpy(w)
+
+
+def _frames16(rng: np.random.Generator) -> dict[str, Any]:
+    ref = rng.random((B, 4, 3, 16, 16))
+    return {"video": torch.from_numpy(np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)),
+            "target_video": torch.from_numpy(ref)}  # fmt: skip
+
+
+class TinyPerceptual(torch.nn.Module):
+    """A stand-in LPIPS network: mean |conv(x) - conv(y)| of a fixed random 3x3 conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        torch.nn.init.normal_(self.conv.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (self.conv(x) - self.conv(y)).abs().mean((1, 2, 3), keepdim=True)
+
+
+TINY_PERCEPTUAL = TinyPerceptual()
 
 
 @dataclass
@@ -149,6 +184,13 @@ CASES = [
     Case("IdentityDrift", lambda e: IdentityDrift(embedder=e, sample_every=3),
          _id_fn(identity_consistency.identity_drift, with_times=True),
          lambda r: {"video": _video(r), "references": _refs(r), "fps": FPS}),
+    Case("VisemeAgreement", lambda e: VisemeAgreement(),
+         lambda kw: viseme_agreement.viseme_agreement(**kw),
+         lambda r: {"visemes": _visemes(r), "target_visemes": _visemes(r)}),
+    Case("PSNR", lambda e: PSNR(), lambda kw: reconstruction.psnr(**kw), _frames16),
+    Case("SSIM", lambda e: SSIM(), lambda kw: reconstruction.ssim(**kw), _frames16),
+    Case("LPIPS", lambda e: LPIPS(model=TINY_PERCEPTUAL),
+         lambda kw: perceptual.perceptual_distance(**kw, model=TINY_PERCEPTUAL), _frames16),
 ]  # fmt: skip
 
 _SHARED = {"fps", "references"}  # not batched: the same for every clip
@@ -234,6 +276,12 @@ def test_best_scores_on_identical_inputs(fake_embedder) -> None:
     frame = _to_rgb8(video[0, 0].numpy())
     ident = IdentityDistance(embedder=fake_embedder)(video[:1, :1], [frame])
     assert ident["distance"].item() == 0.0 and ident["same_person"].item() == 1.0
+    vis = _visemes(rng)
+    assert VisemeAgreement()(vis, vis)["agreement"].item() == 1.0
+    frames = _frames16(rng)["target_video"]
+    assert PSNR()(frames, frames).item() == reconstruction.MAX_PSNR_DB
+    assert SSIM()(frames, frames).item() == pytest.approx(1.0)
+    assert LPIPS(model=TINY_PERCEPTUAL)(frames, frames).item() == 0.0
     level = torch.tensor([0.0] * 10 + [-60.0] * 10 + [0.0] * 10)
     closed = MouthClosure()(torch.where(level < 0, 0.0, 0.3), level, FPS)
     assert closed["closed_fraction"].item() == 1.0 and closed["pauses_closed"].item() == 1.0
@@ -252,6 +300,16 @@ def test_argument_validation(fake_embedder) -> None:
         LandmarkJitter(points="lips")
     with pytest.raises(ValueError, match="finite and >= 0"):
         RealTimeFactor()([-1.0], [1.0], [1])
+    with pytest.raises(ValueError, match="must both be"):
+        VisemeAgreement()(torch.zeros(1, 5, 14), torch.zeros(1, 5, 13))
+    with pytest.raises(ValueError, match="differ in shape"):
+        PSNR()(torch.zeros(1, 2, 3, 8, 8), torch.zeros(1, 3, 3, 8, 8))
+    with pytest.raises(ValueError, match="net must be"):
+        LPIPS(net="squeeze")
+    with pytest.raises(ValueError, match="sample_every"):
+        ArcFaceCSIM(sample_every=0)
+    with pytest.raises(ValueError, match="vshift"):
+        SyncNetLSE(vshift=-1)
     black = np.zeros((8, 8, 3), np.uint8)  # the stand-in finds no face in black images
     with pytest.raises(MetricNotApplicable, match="no face"):
         IdentityDistance(embedder=fake_embedder)(torch.rand(1, 2, 3, 8, 8), [black])

@@ -59,6 +59,7 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
     for key in (
         "lipsync/av_offset_abs",
         "lipsync/closure_closed_fraction",
+        "lipsync/visemes_speech",
         "identity/dlib_distance",
         "stability/jitter",
         "stability/flicker_static",
@@ -69,6 +70,8 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
         assert f"meshwarp128/{key}" in metrics, key
     skipped = results["skipped"]
     assert skipped["lipsync/lse"].startswith("skipped: weights syncnet_v2")
+    assert skipped["meshwarp128/identity/arcface"].startswith("skipped: weights arcface")
+    assert metrics["meshwarp128/lipsync/visemes_agreement"] > 0.8  # the motion's own timings
     assert "2 reference images" in skipped["meshwarp128/identity/retention"]
     assert compare(metrics, metrics, results["thresholds"], results["directions"]) == []
     with (tmp_path / "clips.csv").open() as fh:
