@@ -216,6 +216,7 @@ class Pipeline:
         self.identity_settings = identity
         self._load_learned = learned
         self._learned: Any = None
+        self._behaviour_cache: MotionTrack | None = None
         self.streaming = streaming
 
     @property
@@ -255,15 +256,14 @@ class Pipeline:
 
     def _behaviour(self) -> MotionTrack:
         seconds = (self.streaming or StreamingSettings()).behaviour_seconds
-        if getattr(self, "_behaviour_cache", None) is None:
+        if self._behaviour_cache is None:
             self._behaviour_cache = behaviour_track(self.motion, seconds)
         return self._behaviour_cache
 
     def session(self, companion: CompanionSpec | str) -> StreamingSession:
         """A real-time session for ``companion`` (:class:`avatar.streaming.StreamingSession`)."""
         identity = self.identity(companion)
-        render_frame = getattr(self.renderer, "render_frame")  # noqa: B009
-        return StreamingSession(identity=identity, render_frame=render_frame,
+        return StreamingSession(identity=identity, render_frame=self.renderer.render_frame,
                                 learned=self.learned, behaviour=self._behaviour(),
                                 gate=self._gate())  # fmt: skip
 
