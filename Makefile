@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPS := pyproject.toml Makefile
 
-.PHONY: help install demo test bench bench-stream eval eval-motion train clean
+.PHONY: help install demo test bench bench-stream eval eval-motion eval-sync train train-sync clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): $(DEPS)
 	# Debian packages: flite (voices with exact phone timings: training corpus, aligner tests)
@@ -44,6 +44,12 @@ eval: $(STAMP)  ## nightly eval suite, offline W&B under outputs/eval/<time>/ (b
 
 train: $(STAMP)  ## retrain the audio-to-motion model (under 30 min on 2 cores) -> checkpoints/
 	$(BIN)/python -m avatar.train experiment=audio2motion
+
+train-sync: $(STAMP)  ## render the sync clips and train the sync expert (~35 min on 2 cores)
+	$(BIN)/python -m avatar.train experiment=sync_expert
+
+eval-sync: $(STAMP)  ## validate the sync expert on unseen clips against the landmark offset
+	$(BIN)/python benchmarks/validate_sync_expert.py
 
 eval-motion: $(STAMP)  ## the three mouth sources (aligner, recognition, learned) on the held-out voice
 	$(BIN)/python benchmarks/eval_audio2motion.py

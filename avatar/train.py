@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,21 +40,8 @@ def _wandb_dirs(output_dir: str) -> None:
         os.environ.setdefault(var, str(path))
 
 
-def _keep_sigprof_ignored() -> None:
-    """Tell Python that SIGPROF is ignored once MediaPipe has ignored it.
-
-    MediaPipe (1.2.2) sets SIGPROF to SIG_IGN in C and leaves a CPU-time timer running; Python
-    still records SIG_DFL, which Lightning's signal connector "restores" when fit ends, and the
-    next tick then kills the process ("Profiling timer expired"). Seen when training after a
-    FaceLandmarker ran in the same process (the test suite, notebooks).
-    """
-    if "mediapipe" in sys.modules and signal.getsignal(signal.SIGPROF) == signal.SIG_DFL:
-        signal.signal(signal.SIGPROF, signal.SIG_IGN)
-
-
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit (and test) the configured model; returns the final metrics and the built objects."""
-    _keep_sigprof_ignored()
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
     if cfg.get("seed") is not None:
@@ -87,12 +72,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     log.info("fit took %.1f s; best checkpoint %s; metrics %s", fit_s, best or "-", metrics)
 
     if cfg.get("export_ckpt"):
-        from avatar.motion.learned import export_checkpoint
+        from avatar.lit.export import export_checkpoint
 
         src = best or str(Path(cfg.paths.output_dir) / "last.ckpt")
         if not best:
             trainer.save_checkpoint(src)
-        dst = export_checkpoint(src, cfg.export_ckpt)
+        dst = export_checkpoint(src, cfg.export_ckpt, model.config_key)
         dst.with_suffix(".yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
         size_mb = dst.stat().st_size / 1e6
         log.info("exported %s (%.2f MB) and %s", dst, size_mb, dst.with_suffix(".yaml"))

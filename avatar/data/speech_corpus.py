@@ -15,8 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from avatar.data.cache import build_dir
 from avatar.data.text_prompts import sample_sentences, sentence_pool
 from avatar.media import resample
 from avatar.motion.coarticulation import coarticulate
@@ -117,9 +116,7 @@ class SpeechCorpus:
         """Generate the corpus unless cached; returns :attr:`path`."""
         if (self.path / "index.json").is_file():
             return self.path
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=f".{self.key()}."))
-        try:
+        with build_dir(self.path) as tmp:
             chunks, index, offset = [], [], 0
             for voice in self.voices:
                 for text in self.texts(voice.name):
@@ -134,13 +131,6 @@ class SpeechCorpus:
             np.save(tmp / "audio.npy", np.concatenate(chunks).astype(np.float32))
             meta = dict(key=self.key(), sample_rate=self.sample_rate, items=index)
             (tmp / "index.json").write_text(json.dumps(meta))
-            try:
-                os.replace(tmp, self.path)
-            except OSError:  # another process finished first: keep its copy
-                if not (self.path / "index.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return self.path
 
     def load(self) -> list[Utterance]:

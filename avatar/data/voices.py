@@ -60,13 +60,16 @@ class HibariVoice:
         sentence_pause_s: silence between sentences, seconds.
         max_chars: longest text, characters.
         threads: onnxruntime threads.
+        timeline_shift_s: move hibari's timeline by this much, seconds (``HibariTTS``'s: -0.035
+            puts it on the audio; 0, the audio-to-motion corpus's setting, keeps it as it comes).
     """
 
     def __init__(
         self, *, name: str, voice: str, speed: float, seed: int, target_dbfs: float,
-        sentence_pause_s: float, max_chars: int, threads: int,
+        sentence_pause_s: float, max_chars: int, threads: int, timeline_shift_s: float = 0.0,
     ) -> None:  # fmt: skip
         self.name = name
+        self.timeline_shift_s = float(timeline_shift_s)
         self._kwargs = dict(
             voice=voice, speed=speed, seed=seed, target_dbfs=target_dbfs,
             sentence_pause_s=sentence_pause_s, max_chars=max_chars, threads=threads,
@@ -75,14 +78,17 @@ class HibariVoice:
 
     def settings(self) -> dict:
         """What the audio depends on (hashed into the corpus cache key)."""
-        return {"kind": "hibari", "name": self.name, **self._kwargs, "threads": None}
+        out = {"kind": "hibari", "name": self.name, **self._kwargs, "threads": None}
+        if self.timeline_shift_s:  # absent when 0: earlier corpora keep their keys
+            out["timeline_shift_s"] = self.timeline_shift_s
+        return out
 
     def speak(self, text: str) -> tuple[np.ndarray, int, PhonemeTimeline]:
         """``text`` -> float32 ``(S,)`` audio, its rate (24 kHz) and exact timeline (misaki)."""
         if self._tts is None:
             from avatar.speech.hibari_tts import HibariTTS
 
-            self._tts = HibariTTS(**self._kwargs)
+            self._tts = HibariTTS(**self._kwargs, timeline_shift_s=self.timeline_shift_s)
         speech = self._tts.synthesize(text)
         return speech.audio, speech.sample_rate, speech.timeline
 

@@ -14,6 +14,7 @@ import concurrent.futures.thread  # noqa: F401  (see _register_exit below)
 import importlib.util
 import logging
 import os
+import signal
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -203,6 +204,20 @@ _register_exit = getattr(threading, "_register_atexit", atexit.register)
 _register_exit(_close_cached)
 
 
+def _create(options: vision.FaceLandmarkerOptions) -> vision.FaceLandmarker:
+    """A new landmarker; afterwards Python knows that MediaPipe ignores SIGPROF.
+
+    MediaPipe (1.2.2) sets SIGPROF to SIG_IGN in C and leaves a CPU-time timer running, while
+    Python still records SIG_DFL. Code that later "restores" Python's recorded handler (Lightning's
+    signal connector at the end of a fit) re-arms the default action, and the next tick kills the
+    process ("Profiling timer expired"). Recording SIG_IGN here keeps it ignored.
+    """
+    landmarker = vision.FaceLandmarker.create_from_options(options)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPROF, signal.SIG_IGN)
+    return landmarker
+
+
 def as_mp_image(image_rgb: np.ndarray) -> mp.Image:
     """Wraps an (H, W, 3) uint8 RGB array as a MediaPipe image (validated, made contiguous)."""
     arr = np.asarray(image_rgb)
@@ -225,9 +240,7 @@ def run_image_landmarker(
     with _LOCK:
         landmarker = _IMAGE_LANDMARKERS.get(num_faces)
         if landmarker is None:
-            landmarker = vision.FaceLandmarker.create_from_options(
-                _options(vision.RunningMode.IMAGE, num_faces)
-            )
+            landmarker = _create(_options(vision.RunningMode.IMAGE, num_faces))
             _IMAGE_LANDMARKERS[num_faces] = landmarker
         result = landmarker.detect(image)
     return observations_from_result(result, image.width, image.height, offset)
@@ -272,7 +285,7 @@ class FaceTracker:
         Args:
             min_confidence: detection, presence and tracking confidence thresholds in [0, 1].
         """
-        self._landmarker: vision.FaceLandmarker | None = vision.FaceLandmarker.create_from_options(
+        self._landmarker: vision.FaceLandmarker | None = _create(
             _options(
                 vision.RunningMode.VIDEO,
                 1,

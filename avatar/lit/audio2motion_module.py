@@ -19,6 +19,7 @@ from lightning.pytorch import LightningModule
 from torchmetrics import MeanAbsoluteError, MeanMetric, MinMetric, PearsonCorrCoef
 from torchmetrics.classification import MulticlassAccuracy
 
+from avatar.lit.optim import optimizers
 from avatar.modules.audio2motion import N_VISEMES, Audio2Motion
 from avatar.motion.learned import CONFIG_KEY, net_config
 
@@ -47,6 +48,8 @@ class Audio2MotionLitModule(LightningModule):
         velocity_weight: w_vel, weight of the L1 on frame-to-frame mouth changes.
         compile: ``torch.compile`` the network when fitting.
     """
+
+    config_key = CONFIG_KEY
 
     def __init__(
         self, *, net: Audio2Motion, optimizer: Callable[..., torch.optim.Optimizer],
@@ -135,14 +138,8 @@ class Audio2MotionLitModule(LightningModule):
             self.net = torch.compile(self.net)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval},
-        }
+        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory,
+                          self.hparams.scheduler_interval)  # fmt: skip
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         net = getattr(self.net, "_orig_mod", self.net)  # unwrap torch.compile

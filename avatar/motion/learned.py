@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avatar.lit.export import export_checkpoint as _export
+from avatar.lit.export import net_key as _net_key
 from avatar.media import resample
 from avatar.modules.audio2motion import Audio2Motion, NetState
 
@@ -43,28 +45,9 @@ def build_net(config: dict) -> Audio2Motion:
     return Audio2Motion(**config)
 
 
-def _net_key(key: str) -> str:
-    """LitModule state-dict key -> the network's own (drops ``net.`` and torch.compile's prefix)."""
-    return key.removeprefix("net.").replace("_orig_mod.", "")
-
-
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Write an inference-only copy of a Lightning checkpoint: net weights and config.
-
-    Optimizer, scheduler and loop state are dropped; the file is written atomically.
-    """
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
-    state = {_net_key(k): v.clone() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    out = {CONFIG_KEY: ckpt[CONFIG_KEY], "state_dict": state}
-    for key in ("epoch", "global_step"):
-        if key in ckpt:
-            out[key] = ckpt[key]
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.part")
-    torch.save(out, tmp)
-    os.replace(tmp, dst)
-    return dst
+    """Write an inference-only copy of an audio-to-motion Lightning checkpoint (atomically)."""
+    return _export(src, dst, CONFIG_KEY)
 
 
 class LearnedMotion:

@@ -7,7 +7,9 @@ extra graph output and run the session ourselves, then render the waveform with
 
 The durations are the model's own alignment (what its decoder is conditioned on), not a forced
 alignment of the audio: measured on hibari 0.2.1, audible onsets can lead their phone by up to
-~50 ms, and a phrase-final phone keeps the model's decay into silence (~0.2 s) before the pause.
+~50 ms (a median 35 ms at voicing landmarks, ``tests/avatar/speech/test_speech_aligner.py``),
+and a phrase-final phone keeps the model's decay into silence (~0.2 s) before the pause.
+``timeline_shift_s`` (``configs/tts/hibari.yaml``: -0.035) moves the timeline onto the audio.
 """
 
 from __future__ import annotations
@@ -174,6 +176,8 @@ class HibariTTS:
         target_dbfs: RMS level of the active speech frames after normalisation, dBFS.
         sentence_pause_s: silence inserted between sentences, seconds.
         threads: onnxruntime threads.
+        timeline_shift_s: move the timeline by this much, seconds (kept inside the audio), to
+            correct the model's own alignment; 0 returns it as the graph gives it.
 
     Raises:
         WeightsMissingError: ``voice`` is not bundled with hibari (nothing is downloaded).
@@ -189,6 +193,7 @@ class HibariTTS:
         target_dbfs: float,
         sentence_pause_s: float,
         threads: int,
+        timeline_shift_s: float = 0.0,
     ) -> None:
         from hibari.tts import SAMPLE_RATE
         from hibari.voices import VOICES
@@ -214,6 +219,7 @@ class HibariTTS:
         self.voice, self.speed, self.seed = voice, speed, seed
         self.max_chars, self.target_dbfs = max_chars, target_dbfs
         self.sentence_pause_s, self.threads = sentence_pause_s, threads
+        self.timeline_shift_s = float(timeline_shift_s)
         self._session = _session(path, threads)
         self._g2p = _g2p(bool(VOICES[voice]["british"]))
         self._vocab = _vocab()
@@ -252,6 +258,8 @@ class HibariTTS:
         )
         timeline = PhonemeTimeline.concatenate(parts)
         timeline.duration = len(wav) / self.sample_rate
+        if self.timeline_shift_s:
+            timeline = timeline.moved_within(self.timeline_shift_s)
         log.debug("hibari: %d sentences, %.2f s of audio", n_sentences, timeline.duration)
         return Speech(audio=wav, sample_rate=self.sample_rate, timeline=timeline, text=text)
 

@@ -99,6 +99,29 @@ class PhonemeTimeline:
             alphabet=self.alphabet,
         )
 
+    def moved_within(self, offset: float) -> PhonemeTimeline:
+        """Every time moved by ``offset`` seconds, kept inside ``[0, duration]``.
+
+        The first phone still starts at 0 and the last still ends at ``duration`` (stretched or
+        cut); phones pushed wholly outside are dropped. For correcting a timeline that is
+        known to run early or late against its audio.
+
+        Example:
+            >>> tl = PhonemeTimeline.from_durations(["_", "AA", "_"], [0.1, 0.2, 0.1])
+            >>> [(p.phoneme, round(p.start, 3), round(p.end, 3)) for p in tl.moved_within(-0.05)]
+            [('_', 0.0, 0.05), ('AA', 0.05, 0.25), ('_', 0.25, 0.4)]
+        """
+        d = self.duration
+        moved = [(p.phoneme, min(max(p.start + offset, 0.0), d), min(max(p.end + offset, 0.0), d))
+                 for p in self.phones]  # fmt: skip
+        moved = [m for m in moved if m[2] > m[1]]
+        if moved:
+            moved[0] = (moved[0][0], 0.0, moved[0][2])
+            moved[-1] = (moved[-1][0], moved[-1][1], d)
+        words = [WordSpan(w.word, min(max(w.start + offset, 0.0), d),
+                          min(max(w.end + offset, 0.0), d)) for w in self.words]  # fmt: skip
+        return PhonemeTimeline([Phone(*m) for m in moved], words, d, self.alphabet)
+
     @staticmethod
     def concatenate(parts: Sequence[PhonemeTimeline]) -> PhonemeTimeline:
         """Join timelines end to end; each part's times are offset by the durations before it."""

@@ -9,6 +9,7 @@ from evals.metrics.lipsync import LipSyncOffset, MouthClosure, MouthMotion, Vise
 from evals.metrics.reconstruction import LPIPS, PSNR, SSIM, STLPIPS
 from evals.metrics.speed import FirstFrameLatency, RealTimeFactor
 from evals.metrics.stability import Flicker, HeadMotionStats, LandmarkDistance, LandmarkJitter
+from evals.metrics.sync_expert import SyncExpertScore
 from evals.metrics.syncnet import SyncNetLSE
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "RealTimeFactor",
     "SSIM",
     "STLPIPS",
+    "SyncExpertScore",
     "SyncNetLSE",
     "VisemeAgreement",
 ]

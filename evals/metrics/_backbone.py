@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
-from evals.metrics.base import EvalMetric
+import numpy as np
+import torch
 
-__all__ = ["BackboneMetric"]
+from evals.functional._clips import as_numpy
+from evals.metrics.base import EvalMetric, MetricNotApplicable
+
+__all__ = ["BackboneMetric", "ClipBackboneMetric"]
 
 
 class BackboneMetric(EvalMetric):
@@ -36,3 +40,45 @@ class BackboneMetric(EvalMetric):
         if self.backbone is None:
             object.__setattr__(self, "backbone", self._load())
         return self.backbone
+
+
+class ClipBackboneMetric(BackboneMetric):
+    """A backbone metric of talking-head clips at 25 fps: per-clip outputs averaged over clips.
+
+    Subclasses set ``outputs`` (their keys, in ``_sum_states`` order followed by ``clips``),
+    ``label`` (for messages) and :meth:`_score_clip`.
+    """
+
+    fps: ClassVar[float] = 25.0
+    label: ClassVar[str] = "this metric"
+    outputs: ClassVar[tuple[str, ...]] = ()
+
+    def _score_clip(self, frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray,
+                    sample_rate: int, model: Any) -> dict[str, float] | None:  # fmt: skip
+        """``outputs`` of one clip: (T, H, W, 3) uint8 RGB frames, (T, P, 3) landmarks, (S,)
+        audio; None when no frame has a face."""
+        raise NotImplementedError
+
+    def update(self, video: Any, landmarks: Any, audio: Any, sample_rate: int,
+               fps: float) -> None:  # fmt: skip
+        """Adds clips: (B, T, 3, H, W) video (uint8, or float in [0, 1]), (B, T, P, 3)
+        landmarks in pixels, (B, S) mono audio in [-1, 1] from frame 0."""
+        if abs(float(fps) - self.fps) > 1e-3:
+            raise MetricNotApplicable(f"{self.label} needs {self.fps:g} fps video, got {fps}")
+        if len(video) != len(landmarks) or len(video) != len(audio):
+            raise ValueError("video, landmarks and audio must hold the same number of clips")
+        model = self._backbone()
+        for clip, lm, wav in zip(video, landmarks, audio, strict=True):
+            frames = as_numpy(clip, None)
+            if frames.dtype != np.uint8:
+                frames = np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
+            out = self._score_clip(np.moveaxis(frames, 1, -1), as_numpy(lm), as_numpy(wav),
+                                   int(sample_rate), model)  # fmt: skip
+            if out is None:
+                raise MetricNotApplicable("no face in the clip")
+            self._add([out[k] for k in self.outputs] + [1.0])
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        *sums, n = self._sums()
+        return self._tensors({k: s / n if n else float("nan")
+                              for k, s in zip(self.outputs, sums, strict=True)})  # fmt: skip

@@ -41,17 +41,6 @@ def speech_clip(tmp_path_factory: pytest.TempPathFactory, identity_cache: Path) 
                       mouth_aperture(track.landmarks))  # fmt: skip
 
 
-def shift_audio(audio: np.ndarray, sample_rate: int, fps: float, k: int) -> np.ndarray:
-    """``audio`` delayed by ``k`` video frames (advanced when k < 0), zero-filled, same length."""
-    s = round(k * sample_rate / fps)
-    out = np.zeros_like(audio)
-    if s >= 0:
-        out[s:] = audio[: len(audio) - s]
-    else:
-        out[:s] = audio[-s:]
-    return out
-
-
 class MeanColourEmbedder:
     """A stand-in face embedder: the image's mean colour in [0, 1] (None for an all-black image)."""
 
@@ -72,5 +61,7 @@ def fake_embedder() -> MeanColourEmbedder:
 
 @pytest.fixture(scope="session")
 def shift() -> object:
-    """:func:`shift_audio` (test modules cannot import conftest under importlib mode)."""
+    """:func:`evals.perturb.shift_audio` (audio delayed by k video frames)."""
+    from evals.perturb import shift_audio
+
     return shift_audio

@@ -60,6 +60,9 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
         "lipsync/av_offset_abs",
         "lipsync/closure_closed_fraction",
         "lipsync/visemes_speech",
+        "lipsync/expert_offset_abs",
+        "lipsync/expert_confidence",
+        "lipsync/expert_dist_at_0",
         "identity/dlib_distance",
         "stability/jitter",
         "stability/flicker_static",
@@ -78,6 +81,7 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and rows[0]["companion"] == "default"
     assert float(rows[0]["lipsync/av_offset_abs"]) <= 2
+    assert float(rows[0]["lipsync/expert_offset_abs"]) <= 2
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     files = {p.relative_to(run_dir / "files").as_posix() for p in (run_dir / "files").rglob("*")}
     assert "results.json" in files

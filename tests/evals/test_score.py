@@ -44,6 +44,7 @@ def test_cli_on_a_clip_with_a_shifted_soundtrack(
     assert main([f"video={moved}"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert abs(report["lipsync/av_offset"] - (base["lipsync/av_offset"] - k)) <= 1
+    assert abs(report["lipsync/expert_offset"] - (base["lipsync/expert_offset"] - k)) <= 1
     assert report["face/detection_rate"] == 1.0 and report["media/video_codec"] == "h264"
     skipped = report["skipped"]
     assert "speed/realtime" in skipped and "identity/dlib" in skipped  # no timings, no images
