@@ -148,7 +148,7 @@ def offset_distances(video: torch.Tensor, audio: torch.Tensor, max_offset: int) 
 
     Example:
         >>> e = F.normalize(torch.randn(40, 8), dim=-1)
-        >>> int(offset_distances(e[3:], e[:-3], 5).argmin()) - 5  # video lags by 3 frames
+        >>> int(offset_distances(e[:-3], e[3:], 5).argmin()) - 5  # video lags by 3 frames
         -3
     """
     n = len(video)
