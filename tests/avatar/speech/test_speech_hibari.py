@@ -167,3 +167,17 @@ def test_config_instantiates() -> None:
     cfg = OmegaConf.load(CONFIG)
     tts = instantiate(cfg)
     assert isinstance(tts, HibariTTS) and tts.voice == "heart" and tts.max_chars == 2000
+
+
+def test_timeline_shift_moves_phones_onto_the_audio(two: Speech) -> None:
+    """``timeline_shift_s`` (configs: -0.035) moves every boundary, audio untouched."""
+    shifted = HibariTTS(**KW, timeline_shift_s=-0.035).synthesize(TWO)
+    assert np.array_equal(shifted.audio, two.audio)
+    assert shifted.timeline.duration == two.timeline.duration
+    inner = [(a, b) for a, b in zip(two.timeline.phones, shifted.timeline.phones, strict=True)
+             if a.start > 0.035]  # fmt: skip
+    assert inner and all(abs(b.start - (a.start - 0.035)) < 1e-9 for a, b in inner)
+    assert shifted.timeline.phones[0].start == 0.0
+    assert shifted.timeline.phones[-1].end == two.timeline.duration
+    cfg = OmegaConf.load(Path(__file__).parents[3] / "configs" / "tts" / "hibari.yaml")
+    assert cfg.timeline_shift_s == -0.035
