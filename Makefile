@@ -49,7 +49,7 @@ train-sync: $(STAMP)  ## render the sync clips and train the sync expert (~35 mi
 	$(BIN)/python -m avatar.train experiment=sync_expert
 
 eval-sync: $(STAMP)  ## validate the sync expert on unseen clips against the landmark offset
-	$(BIN)/python benchmarks/validate_sync_expert.py
+	$(BIN)/python benchmarks/validate_sync_expert.py --clips 24
 
 eval-motion: $(STAMP)  ## the three mouth sources (aligner, recognition, learned) on the held-out voice
 	$(BIN)/python benchmarks/eval_audio2motion.py

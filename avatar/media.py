@@ -114,9 +114,16 @@ def read_audio(
 
 
 def _temp_beside(path: Path, suffix: str) -> Path:
-    """A new hidden file next to ``path``: same filesystem, so ``os.replace`` is atomic."""
+    """A new hidden file next to ``path``: same filesystem, so ``os.replace`` is atomic.
+
+    ``mkstemp`` makes it private (0600); it gets the mode a plain new file would (umask), since
+    it becomes the user's output.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
     os.close(fd)
     return Path(tmp)
 

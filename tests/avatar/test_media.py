@@ -284,3 +284,18 @@ def test_frame_count(seconds: float, fps: float, expected: int) -> None:
 def test_frame_count_rejects_negative() -> None:
     with pytest.raises(ValueError):
         frame_count(-1.0, 25)
+
+
+def test_written_files_get_the_umask_mode_not_mkstemps(tmp_path) -> None:
+    """The atomic temp file must not leave the output private (0600)."""
+    import os
+    import stat
+
+    from avatar.media import write_wav
+
+    umask = os.umask(0o022)
+    try:
+        out = write_wav(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
