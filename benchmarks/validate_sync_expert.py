@@ -73,16 +73,17 @@ def measure(frames: np.ndarray, audio: np.ndarray, rate: int, fps: float, expert
 
     video = video_embeddings(frames, track.landmarks, expert)
 
-    def learned(wav: np.ndarray) -> tuple[float, float]:
+    def by_expert(wav: np.ndarray) -> tuple[float, float]:
         r = offset_scores(video, audio_embeddings(wav, rate, len(frames), expert), 15)
         return r["offset"], r["confidence"]
 
     rng = np.random.default_rng(0)
     shuffled = shuffle_blocks(audio, int(0.4 * rate), rng)
     out = {}
-    for name, fn in (("expert", learned), ("landmark", landmark)):
-        offsets = {k: fn(shift_audio(audio, rate, fps, k))[0] for k in SHIFTS}
-        out[name] = dict(offsets=offsets, conf_sync=fn(audio)[1], conf_shuffled=fn(shuffled)[1])
+    for name, fn in (("expert", by_expert), ("landmark", landmark)):
+        scored = {k: fn(shift_audio(audio, rate, fps, k)) for k in SHIFTS}  # k = 0: in sync
+        out[name] = dict(offsets={k: o for k, (o, _) in scored.items()},
+                         conf_sync=scored[0][1], conf_shuffled=fn(shuffled)[1])  # fmt: skip
     return out
 
 

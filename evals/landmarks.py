@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from avatar.identity.landmarker import FaceTracker
+from avatar.identity.landmarker import track_frames
 from avatar.identity.topology import NUM_LANDMARKS
 
 log = logging.getLogger(__name__)
@@ -94,24 +94,15 @@ def track_video(frames: np.ndarray, fps: float, *, min_confidence: float = 0.5) 
     Returns:
         The :class:`FaceTrack` (NaN rows where no face was found).
     """
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    n = len(frames)
+    faces = track_frames(frames, fps, min_confidence=min_confidence)
+    n = len(faces)
     landmarks = np.full((n, NUM_LANDMARKS, 3), np.nan, np.float32)
-    found = np.zeros(n, bool)
-    shapes: list[dict[str, float]] = [{} for _ in range(n)]
+    found = np.array([f is not None for f in faces], bool)
+    shapes: list[dict[str, float]] = [f.blendshapes if f is not None else {} for f in faces]
     pose = np.full((n, 3), np.nan, np.float32)
-    with FaceTracker(min_confidence=min_confidence) as tracker:
-        last_ts = -1
-        for i, frame in enumerate(frames):
-            ts = max(round(i * 1000 / fps), last_ts + 1)  # strictly increasing even above 1 kHz
-            last_ts = ts
-            face = tracker.track(np.asarray(frame), ts)
-            if face is None:
-                continue
+    for i, face in enumerate(faces):
+        if face is not None:
             landmarks[i] = face.landmarks
-            found[i] = True
-            shapes[i] = face.blendshapes
             pose[i] = face.pose
     names = next((list(s) for s in shapes if s), [])
     blend = np.full((n, len(names)), np.nan, np.float32)

@@ -159,7 +159,7 @@ def _pipeline(size: int) -> Any:
 def _render_job(job: dict[str, Any]) -> dict[str, Any] | None:
     """Render, encode, decode, track and crop one clip (in a worker process)."""
     from avatar.companion import CompanionSpec
-    from avatar.identity.landmarker import FaceTracker
+    from avatar.identity.landmarker import track_frames
     from avatar.media import frame_count, read_mp4, write_mp4
     from avatar.motion.emotion import EmotionEvent
 
@@ -182,11 +182,9 @@ def _render_job(job: dict[str, Any]) -> dict[str, Any] | None:
                   audio_bitrate=48000)  # fmt: skip
         clip = read_mp4(path)
     landmarks = np.full((clip.n_frames, 478, 3), np.nan, np.float32)
-    with FaceTracker() as tracker:
-        for i, frame in enumerate(clip.frames):
-            face = tracker.track(frame, round(i * 1000 / FPS))
-            if face is not None:
-                landmarks[i] = face.landmarks
+    for i, face in enumerate(track_frames(clip.frames, FPS)):
+        if face is not None:
+            landmarks[i] = face.landmarks
     found = np.isfinite(landmarks[:, 0, 0]).mean()
     crops = mouth_crops(clip.frames, landmarks)
     if crops is None or found < 0.9:

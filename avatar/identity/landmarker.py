@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -329,3 +330,27 @@ class FaceTracker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def track_frames(
+    frames: Iterable[np.ndarray], fps: float, *, min_confidence: float = 0.5
+) -> list[FaceObservation | None]:
+    """The face in every frame of a clip (None where none is found), with one tracker.
+
+    Args:
+        frames: (H, W, 3) uint8 RGB frames in order.
+        fps: frames per second; frame i is given to MediaPipe at ``round(i * 1000 / fps)`` ms
+            (made strictly increasing above 1 kHz).
+        min_confidence: detection, presence and tracking thresholds, in [0, 1].
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    faces: list[FaceObservation | None] = []
+    with FaceTracker(min_confidence=min_confidence) as tracker:
+        last_ts = -1
+        for i, frame in enumerate(frames):
+            ts = max(round(i * 1000 / fps), last_ts + 1)
+            last_ts = ts
+            faces.append(tracker.track(np.asarray(frame), ts))
+    return faces
+

@@ -8,7 +8,7 @@ picks the matching window both ways. The other windows of the same item are the 
 Rows whose window holds no speech are left out as anchors: silence matches any silence.
 
 Validation and test score whole clips as the metric does: each 2 s segment with speech gets
-the offset of its lowest mean distance over -K..K frames (:func:`offset_distances`);
+the offset of its lowest mean distance over -K..K frames (:func:`offset_scores`);
 ``offset_acc`` is the share of segments found within +-1 frame of the truth (0: the renders
 are in sync), ``offset_exact`` exactly at 0, ``confidence`` the median minus the minimum
 distance (SyncNet's LSE-C, on cosine distances).
@@ -26,7 +26,7 @@ from torch.nn import functional as F  # noqa: N812
 from torchmetrics import MeanMetric
 
 from avatar.lit.optim import optimizers
-from avatar.modules.sync_expert import SyncExpert, offset_distances
+from avatar.modules.sync_expert import SyncExpert, offset_scores
 
 __all__ = ["CONFIG_KEY", "SyncExpertLitModule", "segment_offsets"]
 
@@ -56,8 +56,8 @@ def segment_offsets(
     for s in range(0, len(video) - segment + 1, segment):
         if speaking[s : s + segment].float().mean() < min_speech:
             continue
-        d = offset_distances(video[s : s + segment], audio[s : s + segment], max_offset)
-        out.append((max_offset - int(d.argmin()), float(d.median() - d.min())))
+        r = offset_scores(video[s : s + segment], audio[s : s + segment], max_offset)
+        out.append((int(r["offset"]), r["confidence"]))
     return out
 
 

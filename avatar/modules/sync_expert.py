@@ -25,7 +25,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from avatar.modules.features import LogMel
 
-__all__ = ["SyncExpert"]
+__all__ = ["SyncExpert", "offset_distances", "offset_scores"]
 
 
 def _conv_bn(cin: int, cout: int, stride: int, dims: int = 2) -> list[nn.Module]:
@@ -158,3 +158,19 @@ def offset_distances(video: torch.Tensor, audio: torch.Tensor, max_offset: int) 
     sim = video @ audio.T  # (N, N): sim[i, j] = cos(video i, audio j)
     return torch.stack([1.0 - torch.diagonal(sim, o).mean()
                         for o in range(-max_offset, max_offset + 1)])  # fmt: skip
+
+
+def offset_scores(video: torch.Tensor, audio: torch.Tensor, max_offset: int) -> dict[str, float]:
+    """Offset, distance, confidence and distance at offset 0 from (N, D) window embeddings.
+
+    Raises:
+        ValueError: fewer than 3 windows.
+    """
+    if len(video) < 3:
+        raise ValueError(f"clip too short for the sync expert: {len(video) + 4} frames")
+    k = min(max_offset, len(video) // 2)
+    d = offset_distances(video, audio, k)
+    best = int(d.argmin())
+    return {"offset": float(k - best), "distance": float(d[best]),
+            "confidence": float(d.median() - d[best]), "dist_at_0": float(d[k]),
+            "max_offset": float(k)}  # fmt: skip

@@ -29,7 +29,7 @@ from avatar.errors import WeightsMissingError
 from avatar.lit.export import net_key
 from avatar.lit.sync_expert_module import CONFIG_KEY, TARGET
 from avatar.media import resample
-from avatar.modules.sync_expert import SyncExpert, offset_distances
+from avatar.modules.sync_expert import SyncExpert, offset_scores
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +94,6 @@ def audio_embeddings(audio: np.ndarray, sample_rate: int, n_frames: int,
     wav = resample(np.asarray(audio, np.float32), int(sample_rate), model.features.sample_rate)
     wav = np.pad(wav, (0, max(0, n_frames * spf - len(wav))))[: n_frames * spf]
     return model.embed_audio(torch.from_numpy(wav)[None])[0]
-
-
-def offset_scores(video: torch.Tensor, audio: torch.Tensor, max_offset: int) -> dict[str, float]:
-    """Offset, distance, confidence and distance at offset 0 from (N, D) window embeddings.
-
-    Raises:
-        ValueError: fewer than 3 windows.
-    """
-    if len(video) < 3:
-        raise ValueError(f"clip too short for the sync expert: {len(video) + 4} frames")
-    k = min(max_offset, len(video) // 2)
-    d = offset_distances(video, audio, k)
-    best = int(d.argmin())
-    return {"offset": float(k - best), "distance": float(d[best]),
-            "confidence": float(d.median() - d[best]), "dist_at_0": float(d[k]),
-            "max_offset": float(k)}  # fmt: skip
 
 
 def expert_scores(

@@ -8,7 +8,6 @@ per process, behind a memo shared by all identity metrics, so each frame is embe
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -30,7 +29,8 @@ from evals.functional.identity_consistency import (
     _identity_drift_update,
     _identity_retention_update,
 )
-from evals.metrics.base import EvalMetric, MetricNotApplicable
+from evals.metrics._backbone import BackboneMetric
+from evals.metrics.base import MetricNotApplicable
 
 __all__ = ["IdentityDistance", "IdentityDrift", "IdentityRetention", "default_embedder"]
 
@@ -53,35 +53,28 @@ def _to_rgb8(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f)
 
 
-class _IdentityMetric(EvalMetric):
-    """Shared sampling and embedding of the identity metrics."""
+class _IdentityMetric(BackboneMetric):
+    """Shared sampling and embedding of the identity metrics.
+
+    The face embedder is the metric's backbone: copies share it (a loaded model and its memo).
+    """
 
     def __init__(
         self, *, embedder: FaceEmbedder | None = None, sample_every: int = 10, **kwargs: Any
     ) -> None:
         if not isinstance(sample_every, int) or sample_every < 1:
             raise ValueError(f"sample_every must be an int >= 1, got {sample_every!r}")
-        super().__init__(**kwargs)
-        self.embedder, self.sample_every = embedder, sample_every
+        super().__init__(embedder, **kwargs)
+        self.sample_every = sample_every
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _IdentityMetric:
-        """Copies states and settings but shares the embedder (a loaded model and its memo)."""
-        memo[id(self.embedder)] = self.embedder
-        new = self.__class__.__new__(self.__class__)
-        memo[id(self)] = new
-        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
-        return new
-
-    def _embedder(self) -> FaceEmbedder:
-        if self.embedder is None:
-            self.embedder = default_embedder()
-        return self.embedder
+    def _load(self) -> FaceEmbedder:
+        return default_embedder()
 
     def _embed(
         self, video: Any, references: Any
     ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
         """(per clip (N, D) descriptors, NaN rows: no face; (R, D) references; frame indices)."""
-        emb = self._embedder()
+        emb = self._backbone()
         refs_in: Sequence[Any] = (
             list(references) if not isinstance(references, np.ndarray | torch.Tensor)
             else list(as_numpy(references, None))
