@@ -32,8 +32,9 @@ demo: $(STAMP)  ## render the default companion speaking to out/demo.mp4
 	$(BIN)/avatar-render out=out/demo.mp4 \
 	  'text="Hi, I am Astra, your companion. I can talk with you about anything... Shall we start?"'
 
-test: $(STAMP)  ## lint, then run the test suite (offline, CPU)
+test: $(STAMP)  ## lint and format check, then run the test suite (offline, CPU)
 	$(BIN)/ruff check avatar evals serve tests benchmarks
+	$(BIN)/ruff format --check avatar evals serve tests benchmarks
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)  ## per-stage timings, real-time factor, memory and cold start

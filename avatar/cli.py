@@ -38,11 +38,16 @@ def _render(pipeline: Pipeline, companion: CompanionSpec, cfg: DictConfig) -> Re
     if cfg.listen:
         return pipeline.render_listening(companion, Audio.read(cfg.listen), cfg.out)
     if cfg.audio:
-        return pipeline.render_audio(companion, Audio.read(cfg.audio), cfg.out,
-                                     transcript=cfg.transcript,
-                                     mouth_source=cfg.mouth_source)  # fmt: skip
-    return pipeline.render_text(companion, cfg.text, cfg.out, emotion=cfg.emotion,
-                                emotion_intensity=cfg.emotion_intensity)  # fmt: skip
+        return pipeline.render_audio(
+            companion,
+            Audio.read(cfg.audio),
+            cfg.out,
+            transcript=cfg.transcript,
+            mouth_source=cfg.mouth_source,
+        )
+    return pipeline.render_text(
+        companion, cfg.text, cfg.out, emotion=cfg.emotion, emotion_intensity=cfg.emotion_intensity
+    )
 
 
 @hydra.main(config_path=str(configs_dir()), config_name="render", version_base="1.3")

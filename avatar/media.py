@@ -181,9 +181,17 @@ class Mp4Writer:
     """
 
     def __init__(
-        self, path: PathLike, *, fps: float, size: tuple[int, int], sample_rate: int, crf: int,
-        preset: str, audio_bitrate: int, channels: int = 1,
-    ) -> None:  # fmt: skip
+        self,
+        path: PathLike,
+        *,
+        fps: float,
+        size: tuple[int, int],
+        sample_rate: int,
+        crf: int,
+        preset: str,
+        audio_bitrate: int,
+        channels: int = 1,
+    ) -> None:
         width, height = size
         if not (math.isfinite(fps) and fps > 0) or min(size) <= 0 or width % 2 or height % 2:
             raise VideoFormatError(f"{path}: need fps > 0 and even (W, H), got {fps}, {size}")
@@ -316,9 +324,16 @@ class Mp4Writer:
 
 
 def write_mp4(
-    path: PathLike, frames: Iterable[np.ndarray] | np.ndarray, *, fps: float, audio: np.ndarray,
-    sample_rate: int, crf: int = 18, preset: str = "veryfast", audio_bitrate: int = 128000,
-) -> Path:  # fmt: skip
+    path: PathLike,
+    frames: Iterable[np.ndarray] | np.ndarray,
+    *,
+    fps: float,
+    audio: np.ndarray,
+    sample_rate: int,
+    crf: int = 18,
+    preset: str = "veryfast",
+    audio_bitrate: int = 128000,
+) -> Path:
     """Write RGB uint8 frames ((T, H, W, 3) array or iterable) and (S,) or (S, C) audio to MP4.
 
     The audio is trimmed or zero-padded to T / fps; see ``Mp4Writer`` for the encoding.
@@ -330,9 +345,15 @@ def write_mp4(
     audio = np.asarray(audio)
     height, width = np.shape(first)[:2]
     with Mp4Writer(
-        path, fps=fps, size=(width, height), sample_rate=sample_rate, crf=crf, preset=preset,
-        audio_bitrate=audio_bitrate, channels=1 if audio.ndim == 1 else audio.shape[-1],
-    ) as writer:  # fmt: skip
+        path,
+        fps=fps,
+        size=(width, height),
+        sample_rate=sample_rate,
+        crf=crf,
+        preset=preset,
+        audio_bitrate=audio_bitrate,
+        channels=1 if audio.ndim == 1 else audio.shape[-1],
+    ) as writer:
         writer.write_audio(audio)  # first, so audio and video packets interleave
         writer.write_frame(first)
         writer.write_frames(frames)
@@ -478,14 +499,18 @@ def probe_mp4(path: PathLike) -> dict[str, Any]:
         n = video.frames or sum(packet.size > 0 for packet in container.demux(video))
         a = container.streams.audio[0] if container.streams.audio else None
         info = dict(
-            video_codec=video.codec_context.name, pix_fmt=video.codec_context.pix_fmt,
-            width=video.width, height=video.height, fps=fps, n_video_frames=n,
+            video_codec=video.codec_context.name,
+            pix_fmt=video.codec_context.pix_fmt,
+            width=video.width,
+            height=video.height,
+            fps=fps,
+            n_video_frames=n,
             video_duration=float(video.duration * video.time_base) if video.duration else n / fps,
             audio_codec=a.codec_context.name if a else None,
             audio_sample_rate=a.codec_context.sample_rate if a else None,
             audio_channels=a.codec_context.layout.nb_channels if a else None,
             audio_duration=float(a.duration * a.time_base) if a and a.duration else None,
-        )  # fmt: skip
+        )
     boxes = _top_level_boxes(path)
     info["faststart"] = {"moov", "mdat"} <= set(boxes) and boxes.index("moov") < boxes.index("mdat")
     return info
@@ -510,8 +535,9 @@ class StreamResampler:
         self._pts = 0
         self._resampler = (
             av.AudioResampler(format="flt", layout="mono", rate=self.dst_rate)
-            if self.src_rate != self.dst_rate else None
-        )  # fmt: skip
+            if self.src_rate != self.dst_rate
+            else None
+        )
 
     def _run(self, frame: av.AudioFrame | None) -> np.ndarray:
         assert self._resampler is not None

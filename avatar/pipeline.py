@@ -251,8 +251,13 @@ class Pipeline:
 
     def _gate(self) -> MouthGate:
         s = self.streaming or StreamingSettings()
-        return MouthGate(fps=self.motion.fps, silence_db=s.silence_db,
-                         reference_dbfs=s.reference_dbfs, hold_s=s.hold_s, ramp_s=s.ramp_s)
+        return MouthGate(
+            fps=self.motion.fps,
+            silence_db=s.silence_db,
+            reference_dbfs=s.reference_dbfs,
+            hold_s=s.hold_s,
+            ramp_s=s.ramp_s,
+        )
 
     def _behaviour(self) -> MotionTrack:
         seconds = (self.streaming or StreamingSettings()).behaviour_seconds
@@ -263,20 +268,28 @@ class Pipeline:
     def session(self, companion: CompanionSpec | str) -> StreamingSession:
         """A real-time session for ``companion`` (:class:`avatar.streaming.StreamingSession`)."""
         identity = self.identity(companion)
-        return StreamingSession(identity=identity, render_frame=self.renderer.render_frame,
-                                learned=self.learned, behaviour=self._behaviour(),
-                                gate=self._gate())  # fmt: skip
+        return StreamingSession(
+            identity=identity,
+            render_frame=self.renderer.render_frame,
+            learned=self.learned,
+            behaviour=self._behaviour(),
+            gate=self._gate(),
+        )
 
     def learned_motion(self, audio: Audio) -> MotionTrack:
         """Offline learned-mouth motion for ``audio``, equal to what a session streams."""
         n_frames = frame_count(audio.duration, self.motion.fps)
-        return learned_track(self.learned, self._behaviour(), self._gate(), audio.mono,
-                             audio.sample_rate, n_frames)  # fmt: skip
+        return learned_track(
+            self.learned, self._behaviour(), self._gate(), audio.mono, audio.sample_rate, n_frames
+        )
 
     def motion_for(
-        self, speech: Speech, *, emotions: list[EmotionEvent] | None = None,
+        self,
+        speech: Speech,
+        *,
+        emotions: list[EmotionEvent] | None = None,
         listen_to: Audio | None = None,
-    ) -> MotionTrack:  # fmt: skip
+    ) -> MotionTrack:
         """The motion track of ``speech``: ``round(seconds * fps)`` frames.
 
         Args:
@@ -287,16 +300,27 @@ class Pipeline:
         n_frames = frame_count(speech.duration, self.motion.fps)
         user = (listen_to.mono, listen_to.sample_rate) if listen_to is not None else (None, None)
         return self.motion.generate(
-            speech.timeline, speech.audio, speech.sample_rate, n_frames, emotions=emotions,
-            user_audio=user[0], user_sample_rate=user[1],
-        )  # fmt: skip
+            speech.timeline,
+            speech.audio,
+            speech.sample_rate,
+            n_frames,
+            emotions=emotions,
+            user_audio=user[0],
+            user_sample_rate=user[1],
+        )
 
     def render_speech(
-        self, companion: CompanionSpec | str, speech: Speech, out: str | Path,
-        *, emotions: list[EmotionEvent] | None = None, listen_to: Audio | None = None,
-        soundtrack: Audio | None = None, timings: dict[str, float] | None = None,
+        self,
+        companion: CompanionSpec | str,
+        speech: Speech,
+        out: str | Path,
+        *,
+        emotions: list[EmotionEvent] | None = None,
+        listen_to: Audio | None = None,
+        soundtrack: Audio | None = None,
+        timings: dict[str, float] | None = None,
         motion: MotionTrack | None = None,
-    ) -> RenderResult:  # fmt: skip
+    ) -> RenderResult:
         """Render ``speech`` by ``companion`` to an MP4 at ``out`` (written atomically).
 
         Args:
@@ -351,9 +375,14 @@ class Pipeline:
         )
 
     def render_text(
-        self, companion: CompanionSpec | str, text: str, out: str | Path,
-        *, emotion: str | None = None, emotion_intensity: float = 1.0,
-    ) -> RenderResult:  # fmt: skip
+        self,
+        companion: CompanionSpec | str,
+        text: str,
+        out: str | Path,
+        *,
+        emotion: str | None = None,
+        emotion_intensity: float = 1.0,
+    ) -> RenderResult:
         """Text -> speech -> MP4 of ``companion`` saying it.
 
         Inline tags such as ``[smile]`` or ``[sad 0.5]`` change the emotion from the next
@@ -364,16 +393,23 @@ class Pipeline:
         speech = self.speak(clean)
         events = []
         if emotion:
-            events.append(EmotionEvent(check_emotion(emotion, emotion_intensity),
-                                       emotion_intensity, 0.0))  # fmt: skip
+            events.append(
+                EmotionEvent(check_emotion(emotion, emotion_intensity), emotion_intensity, 0.0)
+            )
         events += tag_events(tags, speech.timeline, len(clean.split()))
-        return self.render_speech(companion, speech, out, emotions=events,
-                                  timings={"tts": time.perf_counter() - t0})  # fmt: skip
+        return self.render_speech(
+            companion, speech, out, emotions=events, timings={"tts": time.perf_counter() - t0}
+        )
 
     def render_audio(
-        self, companion: CompanionSpec | str, audio: Audio, out: str | Path,
-        *, transcript: str | None = None, mouth_source: str = "aligner",
-    ) -> RenderResult:  # fmt: skip
+        self,
+        companion: CompanionSpec | str,
+        audio: Audio,
+        out: str | Path,
+        *,
+        transcript: str | None = None,
+        mouth_source: str = "aligner",
+    ) -> RenderResult:
         """Lip-sync given speech (any rate, mono or stereo); the MP4 carries that audio.
 
         ``mouth_source="aligner"``: phones from forced alignment with a ``transcript``, from
@@ -384,8 +420,14 @@ class Pipeline:
             t0 = time.perf_counter()
             motion = self.learned_motion(audio)
             speech = silence_speech(audio.duration, audio.sample_rate)
-            return self.render_speech(companion, speech, out, soundtrack=audio, motion=motion,
-                                      timings={"align": time.perf_counter() - t0})  # fmt: skip
+            return self.render_speech(
+                companion,
+                speech,
+                out,
+                soundtrack=audio,
+                motion=motion,
+                timings={"align": time.perf_counter() - t0},
+            )
         if mouth_source != "aligner":
             raise ConfigValueError(f"mouth_source: 'aligner' or 'learned', not {mouth_source!r}")
         if self.aligner is None:
@@ -393,16 +435,18 @@ class Pipeline:
         t0 = time.perf_counter()
         timeline = self.aligner.timeline(audio.samples, audio.sample_rate, transcript)
         speech = Speech(audio.mono, audio.sample_rate, timeline, transcript or "")
-        return self.render_speech(companion, speech, out, soundtrack=audio,
-                                  timings={"align": time.perf_counter() - t0})  # fmt: skip
+        return self.render_speech(
+            companion, speech, out, soundtrack=audio, timings={"align": time.perf_counter() - t0}
+        )
 
     def render_listening(
         self, companion: CompanionSpec | str, user_speech: Audio, out: str | Path
     ) -> RenderResult:
         """The companion listening to the user's speech (which the MP4 carries)."""
         speech = silence_speech(user_speech.duration, user_speech.sample_rate)
-        return self.render_speech(companion, speech, out, listen_to=user_speech,
-                                  soundtrack=user_speech)  # fmt: skip
+        return self.render_speech(
+            companion, speech, out, listen_to=user_speech, soundtrack=user_speech
+        )
 
 
 def render_mp4(

@@ -47,8 +47,11 @@ class MouthGate:
 
     def __call__(self, frame_audio: np.ndarray) -> float:
         """Gate in [0, 1] for one frame's (S,) float32 audio."""
-        rms = float(np.sqrt(np.mean(np.square(frame_audio, dtype=np.float64)))) if len(
-            frame_audio) else 0.0  # fmt: skip
+        rms = (
+            float(np.sqrt(np.mean(np.square(frame_audio, dtype=np.float64))))
+            if len(frame_audio)
+            else 0.0
+        )
         level = 20.0 * np.log10(max(rms, 1e-9))
         quiet = level < self.reference_dbfs + self.silence_db
         self.quiet_frames = self.quiet_frames + 1 if quiet else 0
@@ -110,8 +113,12 @@ class StreamingSession:
         self._stream = self.learned.stream()
         self._resampler: StreamResampler | None = None
         self._audio = np.zeros(0, np.float32)  # model-rate audio not yet matched to frames
-        self._gate = MouthGate(**{k: getattr(self._gate_proto, k) for k in (
-            "fps", "silence_db", "reference_dbfs", "hold_s", "ramp_s")})  # fmt: skip
+        self._gate = MouthGate(
+            **{
+                k: getattr(self._gate_proto, k)
+                for k in ("fps", "silence_db", "reference_dbfs", "hold_s", "ramp_s")
+            }
+        )
 
     def _frames(self, mouths: list[np.ndarray]) -> list[RenderedFrame]:
         spf = int(round(self.learned.sample_rate / self.fps))
@@ -183,9 +190,13 @@ def learned_loader(*, ckpt_path: str) -> Callable[[], object]:
 
 
 def learned_track(
-    learned, behaviour: MotionTrack, gate: MouthGate, audio: np.ndarray, sample_rate: int,
+    learned,
+    behaviour: MotionTrack,
+    gate: MouthGate,
+    audio: np.ndarray,
+    sample_rate: int,
     n_frames: int,
-) -> MotionTrack:  # fmt: skip
+) -> MotionTrack:
     """The offline twin of :class:`StreamingSession`: the whole recording at once.
 
     Returns:

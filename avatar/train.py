@@ -32,8 +32,12 @@ def _instantiate_all(node: DictConfig | None) -> list[Any]:
 def _wandb_dirs(output_dir: str) -> None:
     """Keep W&B's files in the run directory, not the home directory (offline unless set)."""
     os.environ.setdefault("WANDB_MODE", "offline")
-    subdirs = {"WANDB_DIR": "", "WANDB_CACHE_DIR": "wandb-cache", "WANDB_DATA_DIR": "wandb-data",
-               "WANDB_CONFIG_DIR": "wandb-config"}  # fmt: skip
+    subdirs = {
+        "WANDB_DIR": "",
+        "WANDB_CACHE_DIR": "wandb-cache",
+        "WANDB_DATA_DIR": "wandb-data",
+        "WANDB_CONFIG_DIR": "wandb-config",
+    }
     for var, sub in subdirs.items():
         path = Path(output_dir) / sub
         path.mkdir(parents=True, exist_ok=True)

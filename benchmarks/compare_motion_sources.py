@@ -71,13 +71,18 @@ def main() -> None:
     cfg = OmegaConf.load(Path(args.ckpt).with_suffix(".yaml"))
     corpus, targets = instantiate(cfg.data.corpus), instantiate(cfg.data.targets)
     test = split_utterances(
-        corpus.load(), heldout_voices=list(cfg.data.corpus.heldout_voices),
-        val_fraction=cfg.data.val_fraction, seed=cfg.data.seed,
-    )["test"][: args.limit]  # fmt: skip
+        corpus.load(),
+        heldout_voices=list(cfg.data.corpus.heldout_voices),
+        val_fraction=cfg.data.val_fraction,
+        seed=cfg.data.seed,
+    )["test"][: args.limit]
     model = LearnedMotion.load(args.ckpt)
     aligner = PocketsphinxAligner(max_seconds=120.0, min_rms_db=-60.0)
-    rows: dict[str, list[dict]] = {"aligner+transcript": [], "phone recognition": [],
-                                   "learned model": []}  # fmt: skip
+    rows: dict[str, list[dict]] = {
+        "aligner+transcript": [],
+        "phone recognition": [],
+        "learned model": [],
+    }
     compute: dict[str, list[float]] = {k: [] for k in rows}
     failures = dict.fromkeys(rows, 0)
     audio_s = 0.0

@@ -98,9 +98,11 @@ def main() -> None:
     cfg = OmegaConf.load(args.config or Path(args.ckpt).with_suffix(".yaml"))
     corpus, targets = instantiate(cfg.data.corpus), instantiate(cfg.data.targets)
     splits = split_utterances(
-        corpus.load(), heldout_voices=list(cfg.data.corpus.heldout_voices),
-        val_fraction=cfg.data.val_fraction, seed=cfg.data.seed,
-    )  # fmt: skip
+        corpus.load(),
+        heldout_voices=list(cfg.data.corpus.heldout_voices),
+        val_fraction=cfg.data.val_fraction,
+        seed=cfg.data.seed,
+    )
     model = LearnedMotion.load(args.ckpt)
     test, val = splits["test"], splits["val"]
     if args.limit:

@@ -82,8 +82,11 @@ def measure(frames: np.ndarray, audio: np.ndarray, rate: int, fps: float, expert
     out = {}
     for name, fn in (("expert", by_expert), ("landmark", landmark)):
         scored = {k: fn(shift_audio(audio, rate, fps, k)) for k in SHIFTS}  # k = 0: in sync
-        out[name] = dict(offsets={k: o for k, (o, _) in scored.items()},
-                         conf_sync=scored[0][1], conf_shuffled=fn(shuffled)[1])  # fmt: skip
+        out[name] = dict(
+            offsets={k: o for k, (o, _) in scored.items()},
+            conf_sync=scored[0][1],
+            conf_shuffled=fn(shuffled)[1],
+        )
     return out
 
 
@@ -98,8 +101,10 @@ def summarise(rows: list[dict], method: str) -> dict:
     return {
         "within_1": round(float((errors <= 1).mean()), 3),
         "mean_abs_error": round(float(errors.mean()), 2),
-        "auc_shuffled": round(auc([r[method]["conf_sync"] for r in rows],
-                                  [r[method]["conf_shuffled"] for r in rows]), 3),  # fmt: skip
+        "auc_shuffled": round(
+            auc([r[method]["conf_sync"] for r in rows], [r[method]["conf_shuffled"] for r in rows]),
+            3,
+        ),
         "offset_in_sync": float(np.nanmedian(base)),
     }
 
@@ -125,29 +130,37 @@ def main() -> int:
                 out = Path(tmp) / f"{size}-{i}.mp4"
                 pipe.render_speech("default", Speech(audio, rate, timeline, text), out)
                 clip = read_mp4(out)
-                rows["flite_timings"].append(measure(clip.frames, clip.audio, clip.sample_rate,
-                                                     clip.fps, expert))  # fmt: skip
+                rows["flite_timings"].append(
+                    measure(clip.frames, clip.audio, clip.sample_rate, clip.fps, expert)
+                )
                 pipe.render_audio("default", Audio(audio, rate), out, mouth_source="learned")
                 clip = read_mp4(out)
-                rows["learned"].append(measure(clip.frames, clip.audio, clip.sample_rate,
-                                               clip.fps, expert))  # fmt: skip
+                rows["learned"].append(
+                    measure(clip.frames, clip.audio, clip.sample_rate, clip.fps, expert)
+                )
                 pipe.render_text("default", text, out)
                 clip = read_mp4(out)
-                rows["hibari_text"].append(measure(clip.frames, clip.audio, clip.sample_rate,
-                                                   clip.fps, expert))  # fmt: skip
+                rows["hibari_text"].append(
+                    measure(clip.frames, clip.audio, clip.sample_rate, clip.fps, expert)
+                )
                 log.info("size %d: clip %d/%d done", size, i + 1, len(texts))
-            report[str(size)] = {src: {m: summarise(r, m) for m in ("expert", "landmark")}
-                                 for src, r in rows.items()}  # fmt: skip
+            report[str(size)] = {
+                src: {m: summarise(r, m) for m in ("expert", "landmark")} for src, r in rows.items()
+            }
     report["seconds"] = round(time.perf_counter() - started, 1)
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    sys.stdout.write("\n| size | mouth from | method | within +-1 | mean abs err | AUC shuffled "
-                     "| offset in sync |\n|---|---|---|---|---|---|---|\n")  # fmt: skip
+    sys.stdout.write(
+        "\n| size | mouth from | method | within +-1 | mean abs err | AUC shuffled "
+        "| offset in sync |\n|---|---|---|---|---|---|---|\n"
+    )
     for size in args.size:
         for src, methods in report[str(size)].items():
             for m, s in methods.items():
-                sys.stdout.write(f"| {size} | {src} | {m} | {s['within_1']} | "
-                                 f"{s['mean_abs_error']} | {s['auc_shuffled']} | "
-                                 f"{s['offset_in_sync']:+g} |\n")  # fmt: skip
+                sys.stdout.write(
+                    f"| {size} | {src} | {m} | {s['within_1']} | "
+                    f"{s['mean_abs_error']} | {s['auc_shuffled']} | "
+                    f"{s['offset_in_sync']:+g} |\n"
+                )
     return 0
 
 

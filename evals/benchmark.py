@@ -90,9 +90,10 @@ def _companion(name: str, entry: str | Mapping[str, Any] | None) -> CompanionSpe
 
 
 def benchmark_items(
-    companions: Mapping[str, str | Mapping[str, Any] | None], utterances: Mapping[str, str],
+    companions: Mapping[str, str | Mapping[str, Any] | None],
+    utterances: Mapping[str, str],
     renderers: Mapping[str, Sequence[str]],
-) -> tuple[list[BenchmarkItem], dict[str, str]]:  # fmt: skip
+) -> tuple[list[BenchmarkItem], dict[str, str]]:
     """Every (renderer, companion, utterance) combination, and skip reasons of companions.
 
     A companion whose images are unavailable (e.g. an optional package's photo) is skipped with
@@ -139,17 +140,24 @@ def reference_images(pipeline: Pipeline, spec: CompanionSpec, mode: str) -> list
     if mode != "portrait":
         raise ConfigValueError(f"benchmark.references must be 'image' or 'portrait', got {mode!r}")
     return [
-        pipeline.identity(CompanionSpec(id=f"{spec.id}-ref{i}", name=spec.name, images=[ref]))
-        .portrait for i, ref in enumerate(spec.images)
-    ]  # fmt: skip
+        pipeline.identity(
+            CompanionSpec(id=f"{spec.id}-ref{i}", name=spec.name, images=[ref])
+        ).portrait
+        for i, ref in enumerate(spec.images)
+    ]
 
 
 def run_benchmark(
-    items: Sequence[BenchmarkItem], suite_factory: Callable[[], Suite], out_dir: Path, *,
-    render_overrides: Sequence[str] = (), references: str = "portrait",
-    warmup_text: str | None = None, feature_options: Mapping[str, Any] | None = None,
+    items: Sequence[BenchmarkItem],
+    suite_factory: Callable[[], Suite],
+    out_dir: Path,
+    *,
+    render_overrides: Sequence[str] = (),
+    references: str = "portrait",
+    warmup_text: str | None = None,
+    feature_options: Mapping[str, Any] | None = None,
     on_clip: Callable[[ClipScore], None] | None = None,
-) -> list[RendererScores]:  # fmt: skip
+) -> list[RendererScores]:
     """Renders and scores every item, one renderer at a time.
 
     Args:
@@ -194,21 +202,39 @@ def run_benchmark(
             pipeline.identity(item.spec)
             result = pipeline.render_text(item.spec, item.text, clips_dir / f"{item.name}.mp4")
             clip = read_mp4(result.path)
-            timings = {"total_s": result.timings["total"], "audio_s": result.audio_seconds,
-                       "first_frame_s": result.timings.get("first_frame", float("nan")),
-                       "n_frames": float(result.n_frames)}  # fmt: skip
+            timings = {
+                "total_s": result.timings["total"],
+                "audio_s": result.audio_seconds,
+                "first_frame_s": result.timings.get("first_frame", float("nan")),
+                "n_frames": float(result.n_frames),
+            }
             feats = extract_features(
-                clip.frames, clip.fps, clip.audio, clip.sample_rate,
-                references=refs, timings=timings,
+                clip.frames,
+                clip.fps,
+                clip.audio,
+                clip.sample_rate,
+                references=refs,
+                timings=timings,
                 **dict(feature_options or {}),
-            )  # fmt: skip
+            )
             inputs = feats.inputs() | viseme_inputs(result, coart)  # known timings: visemes
             values, skipped = suite.score_clip(inputs)
-            score = ClipScore(item, result.path, values, skipped, feats,
-                              {**timings, "eval_s": time.perf_counter() - t0})  # fmt: skip
+            score = ClipScore(
+                item,
+                result.path,
+                values,
+                skipped,
+                feats,
+                {**timings, "eval_s": time.perf_counter() - t0},
+            )
             scores.clips.append(score)
-            log.info("%s: %d frames, %d values, %d skipped", item.name, clip.n_frames,
-                     len(values), len(skipped))  # fmt: skip
+            log.info(
+                "%s: %d frames, %d values, %d skipped",
+                item.name,
+                clip.n_frames,
+                len(values),
+                len(skipped),
+            )
             if on_clip is not None:
                 on_clip(score)
         scores.values, scores.skipped = suite.compute()

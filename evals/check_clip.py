@@ -51,9 +51,11 @@ MAX_OFFSET = 8
 
 
 def _identity(
-    frames: np.ndarray, references: Sequence[str | np.ndarray], sample_every: int,
+    frames: np.ndarray,
+    references: Sequence[str | np.ndarray],
+    sample_every: int,
     embedder: DlibFaceEmbedder | None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """ID-dlib of every ``sample_every``-th frame against the closest reference image."""
     try:
         embedder = embedder or DlibFaceEmbedder()
@@ -89,9 +91,13 @@ def _identity(
 
 
 def check_clip(
-    path: str | Path, *, references: Sequence[str] = (EMBEDDED_ASTRONAUT,), sample_every: int = 5,
-    embedder: DlibFaceEmbedder | None = None, portrait: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+    path: str | Path,
+    *,
+    references: Sequence[str] = (EMBEDDED_ASTRONAUT,),
+    sample_every: int = 5,
+    embedder: DlibFaceEmbedder | None = None,
+    portrait: bool = False,
+) -> dict[str, Any]:
     """Measures one MP4 against the acceptance criteria.
 
     Args:

@@ -42,8 +42,10 @@ class Regression:
 
     def __str__(self) -> str:
         arrow = "higher" if self.higher_is_better else "lower"
-        return (f"{self.key}: {self.current} vs baseline {self.baseline} "
-                f"(tolerance {self.tolerance:g}, {arrow} is better)")  # fmt: skip
+        return (
+            f"{self.key}: {self.current} vs baseline {self.baseline} "
+            f"(tolerance {self.tolerance:g}, {arrow} is better)"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,8 +56,11 @@ def find_results(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if p.is_file():
         return p
-    for candidate in (p / "results.json", p / "files" / "results.json",
-                      p / "wandb" / "latest-run" / "files" / "results.json"):  # fmt: skip
+    for candidate in (
+        p / "results.json",
+        p / "files" / "results.json",
+        p / "wandb" / "latest-run" / "files" / "results.json",
+    ):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"no results.json at {p} (nor in its files/ or wandb/latest-run/)")
@@ -84,9 +89,11 @@ def _tolerance(spec: float | int | str, baseline: float, key: str) -> float:
 
 
 def compare(
-    current: Mapping[str, float | None], baseline: Mapping[str, float | None],
-    thresholds: Mapping[str, float | int | str], directions: Mapping[str, bool | None],
-) -> list[Regression]:  # fmt: skip
+    current: Mapping[str, float | None],
+    baseline: Mapping[str, float | None],
+    thresholds: Mapping[str, float | int | str],
+    directions: Mapping[str, bool | None],
+) -> list[Regression]:
     """Regressions of ``current`` against ``baseline``.
 
     Args:
@@ -124,9 +131,10 @@ def compare(
         tol = _tolerance(thresholds[metric], base, metric)
         value = current[key]
         worse = (
-            value is None or not math.isfinite(value)
+            value is None
+            or not math.isfinite(value)
             or (value < base - tol if higher else value > base + tol)
-        )  # fmt: skip
+        )
         if worse:
             out.append(Regression(key, base, value, tol, higher))
     return out

@@ -120,10 +120,17 @@ def static_mask(landmarks: np.ndarray, shape: tuple[int, int], margin: float = 0
 
 
 def extract_features(
-    frames: np.ndarray, fps: float, audio: np.ndarray, sample_rate: int, *,
-    references: Sequence[np.ndarray] | None = None, timings: Mapping[str, float] | None = None,
-    floor_db: float = FLOOR_DB, min_confidence: float = 0.5, mask_margin: float = 0.35,
-) -> ClipFeatures:  # fmt: skip
+    frames: np.ndarray,
+    fps: float,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    references: Sequence[np.ndarray] | None = None,
+    timings: Mapping[str, float] | None = None,
+    floor_db: float = FLOOR_DB,
+    min_confidence: float = 0.5,
+    mask_margin: float = 0.35,
+) -> ClipFeatures:
     """Tracks the face in a clip and derives every per-frame curve the metrics use.
 
     Args:
@@ -149,13 +156,18 @@ def extract_features(
     if audio.size == 0 or sample_rate <= 0:
         audio, sample_rate = np.zeros(round(n / fps * 16000), np.float32), 16000
     feats = ClipFeatures(
-        fps=float(fps), frames=frames, audio=audio, sample_rate=int(sample_rate), track=track,
+        fps=float(fps),
+        frames=frames,
+        audio=audio,
+        sample_rate=int(sample_rate),
+        track=track,
         aperture=mouth_aperture(track.landmarks),
         envelope=speech_envelope(audio, sample_rate, fps, n, floor_db=floor_db),
         level_db=frame_level_db(audio, sample_rate, fps, n),
         eye_openness=eye_openness(track.landmarks),
         static_mask=static_mask(track.landmarks, frames.shape[1:3], mask_margin),
-        references=list(references) if references else None, timings=dict(timings or {}),
-    )  # fmt: skip
+        references=list(references) if references else None,
+        timings=dict(timings or {}),
+    )
     log.debug("features of %d frames: face in %.0f%%", n, 100 * track.detection_rate)
     return feats

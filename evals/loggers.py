@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 __all__ = ["NullLogger", "ResultsLogger", "WandbLogger"]
 
 _MODES = ("offline", "disabled")
-_DIR_VARS = ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR",
-             "WANDB_ARTIFACT_DIR")  # fmt: skip
+_DIR_VARS = (
+    "WANDB_DIR",
+    "WANDB_CACHE_DIR",
+    "WANDB_DATA_DIR",
+    "WANDB_CONFIG_DIR",
+    "WANDB_ARTIFACT_DIR",
+)
 
 
 class ResultsLogger(Protocol):
@@ -95,9 +100,15 @@ class WandbLogger:
     """
 
     def __init__(
-        self, *, project: str, mode: str, name: str | None = None, group: str | None = None,
-        tags: Sequence[str] = (), max_videos: int = 4,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        project: str,
+        mode: str,
+        name: str | None = None,
+        group: str | None = None,
+        tags: Sequence[str] = (),
+        max_videos: int = 4,
+    ) -> None:
         if mode not in _MODES:
             raise ConfigValueError(f"logger.mode must be one of {_MODES} (offline), got {mode!r}")
         if max_videos < 0:
@@ -119,9 +130,15 @@ class WandbLogger:
         import wandb
 
         self._run = wandb.init(
-            project=self.project, mode=mode, dir=str(save_dir), name=self.name, group=self.group,
-            tags=self.tags, config=dict(config), settings=wandb.Settings(silent=True),
-        )  # fmt: skip
+            project=self.project,
+            mode=mode,
+            dir=str(save_dir),
+            name=self.name,
+            group=self.group,
+            tags=self.tags,
+            config=dict(config),
+            settings=wandb.Settings(silent=True),
+        )
         log.info("W&B %s run in %s", mode, self.run_dir)
 
     def log_metrics(self, metrics: Mapping[str, float | None]) -> None:

@@ -13,9 +13,14 @@ __all__ = ["plot_sync"]
 
 
 def plot_sync(
-    aperture: np.ndarray, envelope: np.ndarray, fps: float, path: Path, *, title: str = "",
+    aperture: np.ndarray,
+    envelope: np.ndarray,
+    fps: float,
+    path: Path,
+    *,
+    title: str = "",
     offset_frames: float | None = None,
-) -> Path | None:  # fmt: skip
+) -> Path | None:
     """Writes a PNG of the (T,) mouth aperture and (T,) speech envelope over time.
 
     Args:

@@ -38,8 +38,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["main", "pkg_file", "run"]
 
-_CLIP_COLUMNS = ("renderer", "companion", "utterance", "path", "n_frames", "audio_s",
-                 "face_rate")  # fmt: skip
+_CLIP_COLUMNS = ("renderer", "companion", "utterance", "path", "n_frames", "audio_s", "face_rate")
 
 
 def pkg_file(package: str, relpath: str) -> str | None:
@@ -64,11 +63,14 @@ def _plain(node: Any) -> Any:
 def _clip_row(score: ClipScore) -> dict[str, Any]:
     item = score.item
     row: dict[str, Any] = {
-        "renderer": item.renderer, "companion": item.companion, "utterance": item.utterance,
-        "path": str(score.path), "n_frames": score.features.n_frames,
+        "renderer": item.renderer,
+        "companion": item.companion,
+        "utterance": item.utterance,
+        "path": str(score.path),
+        "n_frames": score.features.n_frames,
         "audio_s": round(score.timings["audio_s"], 3),
         "face_rate": score.features.track.detection_rate,
-    }  # fmt: skip
+    }
     return row | score.values
 
 
@@ -90,21 +92,27 @@ def _suite_spec(suite_cfg: DictConfig) -> _SuiteSpec:
             raise ConfigValueError(f"suite.{g}: needs 'metrics'; unknown keys {sorted(unknown)}")
 
     def keyed(part: str) -> dict[str, Any]:
-        return {f"{g}/{k}": v for g in groups
-                for k, v in (_plain(suite_cfg[g].get(part)) or {}).items()}  # fmt: skip
+        return {
+            f"{g}/{k}": v for g in groups for k, v in (_plain(suite_cfg[g].get(part)) or {}).items()
+        }
 
     def factory() -> Suite:
-        return Suite({g: {n: instantiate(m) for n, m in suite_cfg[g].metrics.items()}
-                      for g in groups})  # fmt: skip
+        return Suite(
+            {g: {n: instantiate(m) for n, m in suite_cfg[g].metrics.items()} for g in groups}
+        )
 
     external = {k: str(v) for k, v in keyed("external").items()}
     return _SuiteSpec(groups, keyed("thresholds"), external, factory)
 
 
 def _log_results(
-    logger: ResultsLogger, out_dir: Path, results: dict[str, Any], scores: list[RendererScores],
-    plots: dict[str, Path], exit_code: int,
-) -> None:  # fmt: skip
+    logger: ResultsLogger,
+    out_dir: Path,
+    results: dict[str, Any],
+    scores: list[RendererScores],
+    plots: dict[str, Path],
+    exit_code: int,
+) -> None:
     """Config, metrics, the per-clip table, videos, plots and results.json to the logger."""
     logger.start(out_dir, {"eval": results["config"], "render": results["render_config"]})
     n_regressions = float(len(results["baseline"]["regressions"]))
@@ -136,24 +144,36 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
         log.error("strict run: %s", exc)
         return 2
     bench = _plain(cfg.benchmark)
-    items, item_skips = benchmark_items(bench["companions"], bench["utterances"],
-                                        bench["renderers"])  # fmt: skip
+    items, item_skips = benchmark_items(
+        bench["companions"], bench["utterances"], bench["renderers"]
+    )
     skipped |= item_skips
     plots: dict[str, Path] = {}
 
     def on_clip(score: ClipScore) -> None:
         f, name = score.features, score.item.name
         lag = score.values.get("lipsync/av_offset")
-        png = plot_sync(f.aperture, f.envelope, f.fps, out_dir / "plots" / f"{name}.png",
-                        title=name, offset_frames=lag)  # fmt: skip
+        png = plot_sync(
+            f.aperture,
+            f.envelope,
+            f.fps,
+            out_dir / "plots" / f"{name}.png",
+            title=name,
+            offset_frames=lag,
+        )
         if png is not None:
             plots[name] = png
 
-    scores = run_benchmark(items, spec.factory, out_dir,
-                           render_overrides=bench.get("render_overrides") or [],
-                           references=bench.get("references", "portrait"),
-                           warmup_text=bench.get("warmup_text"),
-                           feature_options=_plain(cfg.features), on_clip=on_clip)  # fmt: skip
+    scores = run_benchmark(
+        items,
+        spec.factory,
+        out_dir,
+        render_overrides=bench.get("render_overrides") or [],
+        references=bench.get("references", "portrait"),
+        warmup_text=bench.get("warmup_text"),
+        feature_options=_plain(cfg.features),
+        on_clip=on_clip,
+    )
     metrics = {f"{r.name}/{k}": v for r in scores for k, v in r.values.items()}
     skipped |= {f"{r.name}/{k}": v for r in scores for k, v in r.skipped.items()}
     regressions = []
@@ -164,21 +184,30 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
     code = 1 if regressions and cfg.fail_on_regression else 0
     results = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "suite": spec.groups, "metrics": metrics, "skipped": skipped, "directions": directions,
+        "suite": spec.groups,
+        "metrics": metrics,
+        "skipped": skipped,
+        "directions": directions,
         "thresholds": spec.thresholds,
         "baseline": {"path": cfg.baseline, "regressions": [r.as_dict() for r in regressions]},
         "clips": [_clip_row(c) for r in scores for c in r.clips],
         "wall_s": round(time.perf_counter() - t0, 1),
-        "config": _plain(cfg), "render_config": {r.name: r.render_config for r in scores},
-    }  # fmt: skip
+        "config": _plain(cfg),
+        "render_config": {r.name: r.render_config for r in scores},
+    }
     write_json(out_dir / "results.json", results)
     write_csv(out_dir / "clips.csv", results["clips"], _CLIP_COLUMNS)
     group = cfg.results_logger.get("group") or "+".join(spec.groups)
     logger = instantiate(cfg.results_logger, group=group) if cfg.results_logger else NullLogger()
     _log_results(logger, out_dir, results, scores, plots, code)
-    log.info("results: %s (%d metrics, %d skipped, %d regressions, %.0f s)",
-             out_dir / "results.json", len(metrics), len(skipped), len(regressions),
-             time.perf_counter() - t0)  # fmt: skip
+    log.info(
+        "results: %s (%d metrics, %d skipped, %d regressions, %.0f s)",
+        out_dir / "results.json",
+        len(metrics),
+        len(skipped),
+        len(regressions),
+        time.perf_counter() - t0,
+    )
     return code
 
 

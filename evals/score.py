@@ -37,14 +37,26 @@ log = logging.getLogger(__name__)
 
 __all__ = ["main", "score_video"]
 
-_MEDIA_KEYS = ("video_codec", "audio_codec", "width", "height", "fps", "n_video_frames",
-               "video_duration", "audio_duration")  # fmt: skip
+_MEDIA_KEYS = (
+    "video_codec",
+    "audio_codec",
+    "width",
+    "height",
+    "fps",
+    "n_video_frames",
+    "video_duration",
+    "audio_duration",
+)
 
 
 def score_video(
-    video: str | Path, suite: Suite, *, audio: str | Path | None = None,
-    references: Sequence[str] = (), feature_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    video: str | Path,
+    suite: Suite,
+    *,
+    audio: str | Path | None = None,
+    references: Sequence[str] = (),
+    feature_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Every metric of ``suite`` that applies to one video file.
 
     Args:
@@ -65,8 +77,9 @@ def score_video(
         n = round(clip.n_frames / clip.fps * rate)
         samples = np.pad(samples[:n], (0, max(0, n - len(samples))))
     refs = [load_image(ref) for ref in references]
-    feats = extract_features(clip.frames, clip.fps, samples, rate, references=refs or None,
-                             **dict(feature_options or {}))  # fmt: skip
+    feats = extract_features(
+        clip.frames, clip.fps, samples, rate, references=refs or None, **dict(feature_options or {})
+    )
     values, skipped = suite.score_clip(feats.inputs())
     report: dict[str, Any] = {f"media/{k}": info[k] for k in _MEDIA_KEYS}
     report["media/path"] = str(video)
@@ -90,20 +103,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("bad arguments: %s", exc)
         return 2
     if not cfg.video:
-        log.error("missing video=PATH (usage: python -m evals.score video=clip.mp4 "
-                  "[audio=speech.wav] [companion.images=[a.png]])")  # fmt: skip
+        log.error(
+            "missing video=PATH (usage: python -m evals.score video=clip.mp4 "
+            "[audio=speech.wav] [companion.images=[a.png]])"
+        )
         return 2
-    suite = Suite({g: {n: instantiate(m) for n, m in cfg.suite[g].metrics.items()}
-                   for g in cfg.suite})  # fmt: skip
-    external = {f"{g}/{k}": str(v) for g in cfg.suite
-                for k, v in (cfg.suite[g].get("external") or {}).items()}  # fmt: skip
+    suite = Suite(
+        {g: {n: instantiate(m) for n, m in cfg.suite[g].metrics.items()} for g in cfg.suite}
+    )
+    external = {
+        f"{g}/{k}": str(v)
+        for g in cfg.suite
+        for k, v in (cfg.suite[g].get("external") or {}).items()
+    }
     try:
         registry = load_registry(OmegaConf.to_container(cfg.weights, resolve=True))  # type: ignore[arg-type]
         skipped = external_status(external, registry)
         report = score_video(
-            cfg.video, suite, audio=cfg.audio, references=list(cfg.companion.images),
+            cfg.video,
+            suite,
+            audio=cfg.audio,
+            references=list(cfg.companion.images),
             feature_options=dict(cfg.features),
-        )  # fmt: skip
+        )
     except AvatarError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
         return 2

@@ -93,9 +93,13 @@ class WeightsRegistry:
     """  # noqa: E501
 
     def __init__(
-        self, *, directory: str | Path | None, entries: Mapping[str, Mapping[str, Any]],
-        strict: bool, hub_dir: str | Path | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        directory: str | Path | None,
+        entries: Mapping[str, Mapping[str, Any]],
+        strict: bool,
+        hub_dir: str | Path | None = None,
+    ) -> None:
         self.directory = Path(directory).expanduser() if directory else None
         self.specs = {name: WeightSpec(name=name, **dict(e)) for name, e in entries.items()}
         self.strict = bool(strict)
@@ -127,8 +131,9 @@ class WeightsRegistry:
     def _check(self, spec: WeightSpec, path: Path) -> str | None:
         """None when the file matches its pinned hash (or none is pinned), else the problem."""
         if spec.sha256 is None:
-            log.warning("weights %s at %s are not pinned (sha256: null in the registry)",
-                        spec.name, path)  # fmt: skip
+            log.warning(
+                "weights %s at %s are not pinned (sha256: null in the registry)", spec.name, path
+            )
             return None
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime)
@@ -210,8 +215,9 @@ def external_status(
             continue
         out[key] = (
             f"skipped: weights {name} present ({path}) but this metric is not implemented yet"
-            if path else str(registry.reason(name))
-        )  # fmt: skip
+            if path
+            else str(registry.reason(name))
+        )
     return out
 
 
@@ -241,8 +247,11 @@ def load_registry(cfg: Mapping[str, Any] | None = None) -> WeightsRegistry:
         node = OmegaConf.load(configs_dir() / "weights" / "registry.yaml")
         cfg = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
     assert cfg is not None
-    return WeightsRegistry(directory=cfg.get("dir"), entries=cfg.get("entries") or {},
-                           strict=bool(cfg.get("strict", False)))  # fmt: skip
+    return WeightsRegistry(
+        directory=cfg.get("dir"),
+        entries=cfg.get("entries") or {},
+        strict=bool(cfg.get("strict", False)),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,10 +262,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["list"] or not args:
         status = reg.status()
         rows = {
-            n: {"file": s.file, "sha256": s.sha256, "licence": s.licence, "used_by": s.used_by,
-                "status": status[n]}
+            n: {
+                "file": s.file,
+                "sha256": s.sha256,
+                "licence": s.licence,
+                "used_by": s.used_by,
+                "status": status[n],
+            }
             for n, s in reg.specs.items()
-        }  # fmt: skip
+        }
         sys.stdout.write(json.dumps({"dir": str(reg.directory), "entries": rows}, indent=2) + "\n")
         return 0
     if args[0] == "hash" and len(args) == 2:

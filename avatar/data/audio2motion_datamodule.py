@@ -37,9 +37,16 @@ class Audio2MotionDataset(Dataset):
     """
 
     def __init__(
-        self, utterances: list[Utterance], *, targets: MotionTargets, sample_rate: int,
-        crop_s: float, augment: AudioAugment | None, random_crop: bool, seed: int,
-    ) -> None:  # fmt: skip
+        self,
+        utterances: list[Utterance],
+        *,
+        targets: MotionTargets,
+        sample_rate: int,
+        crop_s: float,
+        augment: AudioAugment | None,
+        random_crop: bool,
+        seed: int,
+    ) -> None:
         spf = sample_rate / targets.fps
         if spf != int(spf):
             raise ValueError(f"{sample_rate} Hz is not a whole number of samples per frame")
@@ -113,9 +120,17 @@ class Audio2MotionDataModule(LightningDataModule):
     """
 
     def __init__(
-        self, *, corpus: SpeechCorpus, targets: MotionTargets, augment: AudioAugment | None,
-        crop_s: float, val_fraction: float, batch_size: int, num_workers: int, seed: int,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        corpus: SpeechCorpus,
+        targets: MotionTargets,
+        augment: AudioAugment | None,
+        crop_s: float,
+        val_fraction: float,
+        batch_size: int,
+        num_workers: int,
+        seed: int,
+    ) -> None:
         super().__init__()
         self.corpus, self.targets, self.augment = corpus, targets, augment
         self.crop_s, self.val_fraction, self.seed = crop_s, val_fraction, seed
@@ -130,28 +145,38 @@ class Audio2MotionDataModule(LightningDataModule):
             return
         utterances = self.corpus.load()
         self.splits = split_utterances(
-            utterances, heldout_voices=self.corpus.heldout_voices,
-            val_fraction=self.val_fraction, seed=self.seed,
-        )  # fmt: skip
+            utterances,
+            heldout_voices=self.corpus.heldout_voices,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+        )
         log.info(
-            "audio2motion data: %s; split sizes %s", self.corpus.summary(utterances),
+            "audio2motion data: %s; split sizes %s",
+            self.corpus.summary(utterances),
             {k: len(v) for k, v in self.splits.items()},
-        )  # fmt: skip
+        )
 
     def dataset(self, split: str) -> Audio2MotionDataset:
         """The dataset of ``split`` (augmented and randomly cropped only for ``train``)."""
         train = split == "train"
         return Audio2MotionDataset(
-            self.splits[split], targets=self.targets, sample_rate=self.corpus.sample_rate,
-            crop_s=self.crop_s, augment=self.augment if train else None, random_crop=train,
+            self.splits[split],
+            targets=self.targets,
+            sample_rate=self.corpus.sample_rate,
+            crop_s=self.crop_s,
+            augment=self.augment if train else None,
+            random_crop=train,
             seed=self.seed,
-        )  # fmt: skip
+        )
 
     def _loader(self, split: str) -> DataLoader:
         return DataLoader(
-            self.dataset(split), batch_size=self.batch_size, shuffle=split == "train",
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-        )  # fmt: skip
+            self.dataset(split),
+            batch_size=self.batch_size,
+            shuffle=split == "train",
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

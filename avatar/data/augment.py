@@ -132,12 +132,23 @@ class AudioAugment:
     """
 
     def __init__(
-        self, *, sample_rate: int, p_speed: float, speed_range: Sequence[float], p_reverb: float,
-        rt60_range: Sequence[float], wet_range: Sequence[float], p_noise: float,
-        snr_db_range: Sequence[float], noise_colors: Sequence[str], p_codec: float,
-        codecs: Sequence[str], bitrates: Sequence[int], p_gain: float,
+        self,
+        *,
+        sample_rate: int,
+        p_speed: float,
+        speed_range: Sequence[float],
+        p_reverb: float,
+        rt60_range: Sequence[float],
+        wet_range: Sequence[float],
+        p_noise: float,
+        snr_db_range: Sequence[float],
+        noise_colors: Sequence[str],
+        p_codec: float,
+        codecs: Sequence[str],
+        bitrates: Sequence[int],
+        p_gain: float,
         gain_db_range: Sequence[float],
-    ) -> None:  # fmt: skip
+    ) -> None:
         bad = set(codecs) - set(_CONTAINER)
         if bad:
             raise ValueError(f"unknown codecs {sorted(bad)}; use {sorted(_CONTAINER)}")

@@ -37,9 +37,13 @@ def _fill_missing(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 
 def mouth_crops(
-    frames: np.ndarray, landmarks: np.ndarray, *, shape: tuple[int, int] = STORED_SHAPE,
-    scale: float = STORED_SCALE, smooth: int = 3,
-) -> np.ndarray | None:  # fmt: skip
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    *,
+    shape: tuple[int, int] = STORED_SHAPE,
+    scale: float = STORED_SCALE,
+    smooth: int = 3,
+) -> np.ndarray | None:
     """Grey lower-face crops of every frame.
 
     Args:
@@ -80,11 +84,17 @@ def mouth_crops(
         grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
         if px >= 2.0:  # shrink by area first: bilinear sampling alone would alias
             f = int(px)
-            grey = cv2.resize(grey, (grey.shape[1] // f, grey.shape[0] // f),
-                              interpolation=cv2.INTER_AREA)  # fmt: skip
+            grey = cv2.resize(
+                grey, (grey.shape[1] // f, grey.shape[0] // f), interpolation=cv2.INTER_AREA
+            )
             m = m / f
-        out[i] = cv2.warpAffine(grey, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        out[i] = cv2.warpAffine(
+            grey,
+            m,
+            (w, h),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
     return out
 
 

@@ -77,10 +77,16 @@ class SpeechCorpus:
     """
 
     def __init__(
-        self, *, voices: Sequence[CorpusVoice], heldout_voices: Sequence[str],
-        sentences_per_voice: int, n_generated: int, sample_rate: int, seed: int,
+        self,
+        *,
+        voices: Sequence[CorpusVoice],
+        heldout_voices: Sequence[str],
+        sentences_per_voice: int,
+        n_generated: int,
+        sample_rate: int,
+        seed: int,
         cache_dir: str | os.PathLike,
-    ) -> None:  # fmt: skip
+    ) -> None:
         names = [v.name for v in voices]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate voice ids: {names}")
@@ -94,10 +100,13 @@ class SpeechCorpus:
     def key(self) -> str:
         """16 hex digits hashing every setting the stored audio depends on."""
         settings = dict(
-            version=FORMAT_VERSION, voices=[v.settings() for v in self.voices],
-            sentences_per_voice=self.sentences_per_voice, n_generated=self.n_generated,
-            sample_rate=self.sample_rate, seed=self.seed,
-        )  # fmt: skip
+            version=FORMAT_VERSION,
+            voices=[v.settings() for v in self.voices],
+            sentences_per_voice=self.sentences_per_voice,
+            n_generated=self.n_generated,
+            sample_rate=self.sample_rate,
+            seed=self.seed,
+        )
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -124,8 +133,15 @@ class SpeechCorpus:
                     audio = resample(audio, rate, self.sample_rate)
                     timeline.duration = len(audio) / self.sample_rate
                     chunks.append(audio)
-                    index.append(dict(voice=voice.name, text=text, offset=offset,
-                                      length=len(audio), timeline=timeline.to_dict()))  # fmt: skip
+                    index.append(
+                        dict(
+                            voice=voice.name,
+                            text=text,
+                            offset=offset,
+                            length=len(audio),
+                            timeline=timeline.to_dict(),
+                        )
+                    )
                     offset += len(audio)
                 log.info("corpus %s: voice %s done (%d items)", self.key(), voice.name, len(index))
             np.save(tmp / "audio.npy", np.concatenate(chunks).astype(np.float32))
@@ -144,7 +160,7 @@ class SpeechCorpus:
                 PhonemeTimeline.from_dict(it["timeline"]),
                 it["voice"],
                 it["text"],
-            )  # fmt: skip
+            )
             for it in meta["items"]
         ]
 
@@ -157,9 +173,10 @@ class SpeechCorpus:
         hours = {v: round(seconds[v] / 3600, 3) for v in count}
         return dict(
             per_voice={v: dict(utterances=count[v], hours=hours[v]) for v in count},
-            utterances=sum(count.values()), hours=round(sum(seconds.values()) / 3600, 3),
+            utterances=sum(count.values()),
+            hours=round(sum(seconds.values()) / 3600, 3),
             heldout=self.heldout_voices,
-        )  # fmt: skip
+        )
 
 
 class MotionTargets:
@@ -170,15 +187,27 @@ class MotionTargets:
     """
 
     def __init__(
-        self, *, fps: float, lead_s: float, anticipation_s: float, carryover_s: float,
-        smoothing_s: float, min_pause_s: float, pause_ramp_s: float, articulation: float,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        fps: float,
+        lead_s: float,
+        anticipation_s: float,
+        carryover_s: float,
+        smoothing_s: float,
+        min_pause_s: float,
+        pause_ramp_s: float,
+        articulation: float,
+    ) -> None:
         self.fps = fps
         self._kwargs = dict(
-            lead_s=lead_s, anticipation_s=anticipation_s, carryover_s=carryover_s,
-            smoothing_s=smoothing_s, min_pause_s=min_pause_s, pause_ramp_s=pause_ramp_s,
+            lead_s=lead_s,
+            anticipation_s=anticipation_s,
+            carryover_s=carryover_s,
+            smoothing_s=smoothing_s,
+            min_pause_s=min_pause_s,
+            pause_ramp_s=pause_ramp_s,
             intensity=articulation,
-        )  # fmt: skip
+        )
 
     def __call__(self, timeline: PhonemeTimeline, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
         """``(T, 14)`` viseme weights and ``(T, 7)`` mouth channels, float32, T = ``n_frames``."""

@@ -95,7 +95,8 @@ def _insightface_photo(name: str) -> Path:
     spec = importlib.util.find_spec("insightface")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "insightface sample photos are absent: `pip install --no-deps insightface==2.1`")
+            "insightface sample photos are absent: `pip install --no-deps insightface==2.1`"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "images" / name
 
 
@@ -178,8 +179,15 @@ def _render_job(job: dict[str, Any]) -> dict[str, Any] | None:
     frames = np.stack(list(pipe.renderer.render(identity, motion)))
     with tempfile.TemporaryDirectory(prefix="syncclip-") as tmp:
         path = Path(tmp) / "clip.mp4"
-        write_mp4(path, frames, fps=FPS, audio=audio, sample_rate=SAMPLE_RATE, crf=job["crf"],
-                  audio_bitrate=48000)  # fmt: skip
+        write_mp4(
+            path,
+            frames,
+            fps=FPS,
+            audio=audio,
+            sample_rate=SAMPLE_RATE,
+            crf=job["crf"],
+            audio_bitrate=48000,
+        )
         clip = read_mp4(path)
     landmarks = np.full((clip.n_frames, 478, 3), np.nan, np.float32)
     for i, face in enumerate(track_frames(clip.frames, FPS)):
@@ -191,8 +199,12 @@ def _render_job(job: dict[str, Any]) -> dict[str, Any] | None:
         log.warning("clip %s: face found in %.0f%% of frames; dropped", job["name"], 100 * found)
         return None
     decoded = np.pad(clip.audio, (0, max(0, len(audio) - len(clip.audio))))[: len(audio)]
-    return dict(crops=crops, audio=decoded.astype(np.float32),
-                speaking=speaking_frames(timeline, len(crops)), found=float(found))  # fmt: skip
+    return dict(
+        crops=crops,
+        audio=decoded.astype(np.float32),
+        speaking=speaking_frames(timeline, len(crops)),
+        found=float(found),
+    )
 
 
 class SyncClipCorpus:
@@ -213,10 +225,20 @@ class SyncClipCorpus:
     """
 
     def __init__(
-        self, *, speech: SpeechCorpus, faces: Sequence[str], heldout_faces: Sequence[str],
-        sizes: Sequence[int], crf_range: Sequence[int], emotion_p: float, val_fraction: float,
-        seed: int, workers: int, cache_dir: str | os.PathLike, render_overrides: Sequence[str] = (),
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        speech: SpeechCorpus,
+        faces: Sequence[str],
+        heldout_faces: Sequence[str],
+        sizes: Sequence[int],
+        crf_range: Sequence[int],
+        emotion_p: float,
+        val_fraction: float,
+        seed: int,
+        workers: int,
+        cache_dir: str | os.PathLike,
+        render_overrides: Sequence[str] = (),
+    ) -> None:
         if not faces or not heldout_faces:
             raise ValueError("need at least one training face and one held-out face")
         if set(faces) & set(heldout_faces):
@@ -236,11 +258,18 @@ class SyncClipCorpus:
     def key(self) -> str:
         """16 hex digits hashing every setting the stored clips depend on."""
         settings = dict(
-            version=FORMAT_VERSION, speech=self.speech.key(), faces=self.faces,
-            heldout_faces=self.heldout_faces, sizes=self.sizes, crf=self.crf_range,
-            emotion_p=self.emotion_p, val_fraction=self.val_fraction, seed=self.seed,
-            overrides=self.render_overrides, crop=[STORED_SHAPE, CENTRE_BELOW, WIDTH_D],
-        )  # fmt: skip
+            version=FORMAT_VERSION,
+            speech=self.speech.key(),
+            faces=self.faces,
+            heldout_faces=self.heldout_faces,
+            sizes=self.sizes,
+            crf=self.crf_range,
+            emotion_p=self.emotion_p,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            overrides=self.render_overrides,
+            crop=[STORED_SHAPE, CENTRE_BELOW, WIDTH_D],
+        )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
@@ -258,15 +287,22 @@ class SyncClipCorpus:
             k = int(rng.integers(len(pool)))
             emotional = rng.random() < self.emotion_p
             split = "test" if test else ("val" if rng.random() < self.val_fraction else "train")
-            jobs.append(dict(
-                name=f"{u.voice}-{i}", image=pool[k], face=refs[k], voice=u.voice, split=split,
-                audio=u.audio, timeline=u.timeline.to_dict(),
-                seed=self.seed * 100003 + zlib.crc32(f"{u.voice}{i}".encode()) % 100003,
-                crf=int(rng.integers(self.crf_range[0], self.crf_range[1] + 1)),
-                emotion=str(rng.choice(EMOTIONS)) if emotional else None,
-                intensity=float(rng.uniform(0.3, 1.0)),
-                size=int(rng.choice(self.sizes)),
-            ))  # fmt: skip
+            jobs.append(
+                dict(
+                    name=f"{u.voice}-{i}",
+                    image=pool[k],
+                    face=refs[k],
+                    voice=u.voice,
+                    split=split,
+                    audio=u.audio,
+                    timeline=u.timeline.to_dict(),
+                    seed=self.seed * 100003 + zlib.crc32(f"{u.voice}{i}".encode()) % 100003,
+                    crf=int(rng.integers(self.crf_range[0], self.crf_range[1] + 1)),
+                    emotion=str(rng.choice(EMOTIONS)) if emotional else None,
+                    intensity=float(rng.uniform(0.3, 1.0)),
+                    size=int(rng.choice(self.sizes)),
+                )
+            )
         train = [j for j in jobs if j["split"] == "train"]
         if self.val_fraction > 0 and train and not any(j["split"] == "val" for j in jobs):
             train[-1]["split"] = "val"  # a tiny corpus still validates on one clip
@@ -275,8 +311,9 @@ class SyncClipCorpus:
     def _render(self, jobs: list[dict[str, Any]]) -> Iterator[tuple[dict, dict[str, Any]]]:
         """(job, rendered clip) in job order, from ``workers`` spawned processes; drops failures."""
         init = (self.render_overrides,)
-        with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                 initializer=_worker_init, initargs=init) as pool:  # fmt: skip
+        with ProcessPoolExecutor(
+            self.workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=init
+        ) as pool:
             for n, (job, out) in enumerate(zip(jobs, pool.map(_render_job, jobs), strict=True)):
                 if n % 50 == 0:
                     log.info("sync clips %s: %d/%d rendered", self.key(), n + 1, len(jobs))
@@ -297,11 +334,20 @@ class SyncClipCorpus:
                 crops.append(out["crops"])
                 audio.append(out["audio"])
                 speaking.append(out["speaking"])
-                index.append(dict(name=job["name"], face=job["face"], voice=job["voice"],
-                                  split=job["split"], crf=job["crf"], emotion=job["emotion"],
-                                  size=job["size"],
-                                  offset=offset, frames=len(out["crops"]),
-                                  found=out["found"]))  # fmt: skip
+                index.append(
+                    dict(
+                        name=job["name"],
+                        face=job["face"],
+                        voice=job["voice"],
+                        split=job["split"],
+                        crf=job["crf"],
+                        emotion=job["emotion"],
+                        size=job["size"],
+                        offset=offset,
+                        frames=len(out["crops"]),
+                        found=out["found"],
+                    )
+                )
                 offset += len(out["crops"])
             np.save(tmp / "crops.npy", np.concatenate(crops))
             np.save(tmp / "audio.npy", np.concatenate(audio))
@@ -319,10 +365,14 @@ class SyncClipCorpus:
         speaking = np.load(path / "speaking.npy", mmap_mode="r")
         spf = SAMPLES_PER_FRAME
         return [
-            SyncClip(np.array(crops[c["offset"] : c["offset"] + c["frames"]]),
-                     np.array(audio[c["offset"] * spf : (c["offset"] + c["frames"]) * spf]),
-                     np.array(speaking[c["offset"] : c["offset"] + c["frames"]]),
-                     c["face"], c["voice"], c["split"])  # fmt: skip
+            SyncClip(
+                np.array(crops[c["offset"] : c["offset"] + c["frames"]]),
+                np.array(audio[c["offset"] * spf : (c["offset"] + c["frames"]) * spf]),
+                np.array(speaking[c["offset"] : c["offset"] + c["frames"]]),
+                c["face"],
+                c["voice"],
+                c["split"],
+            )
             for c in meta["clips"]
             if split is None or c["split"] == split
         ]

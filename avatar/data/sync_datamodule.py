@@ -57,8 +57,13 @@ def augment_crops(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         jx, jy = rng.normal(0, 0.4, 2)
         # output (x, y) -> source (cx + jx + (x - ow/2) * s, cy + jy + (y - oh/2) * s)
         m = np.array([[s, 0, cx + jx - s * ow / 2], [0, s, cy + jy - s * oh / 2]])
-        out[i] = cv2.warpAffine(crop, m, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        out[i] = cv2.warpAffine(
+            crop,
+            m,
+            (ow, oh),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
     out /= 255.0
     if rng.random() < 0.5:
         out = out[:, :, ::-1]
@@ -88,8 +93,9 @@ class SyncWindows(Dataset):
     ``speaking`` (window - 4,) bool.
     """
 
-    def __init__(self, clips: Sequence[SyncClip], *, window: int, length: int,
-                 augment: bool) -> None:  # fmt: skip
+    def __init__(
+        self, clips: Sequence[SyncClip], *, window: int, length: int, augment: bool
+    ) -> None:
         self.clips = [c for c in clips if len(c.crops) >= window and c.speaking.any()]
         if not self.clips:
             raise ValueError(f"no clip has {window} frames with speech")
@@ -117,9 +123,11 @@ class SyncWindows(Dataset):
             video, audio = augment_crops(crops, rng), augment_audio(audio, rng)
         else:
             video = center_crop(crops).astype(np.float32) / 255.0
-        return {"video": torch.from_numpy(np.ascontiguousarray(video)),
-                "audio": torch.from_numpy(np.ascontiguousarray(audio, np.float32)),
-                "speaking": torch.from_numpy(speaking)}  # fmt: skip
+        return {
+            "video": torch.from_numpy(np.ascontiguousarray(video)),
+            "audio": torch.from_numpy(np.ascontiguousarray(audio, np.float32)),
+            "speaking": torch.from_numpy(speaking),
+        }
 
 
 class WholeClips(Dataset):
@@ -134,9 +142,11 @@ class WholeClips(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         c = self.clips[index]
         video = center_crop(c.crops).astype(np.float32) / 255.0
-        return {"video": torch.from_numpy(np.ascontiguousarray(video)),
-                "audio": torch.from_numpy(np.asarray(c.audio, np.float32)),
-                "speaking": torch.from_numpy(window_speaking(c.speaking))}  # fmt: skip
+        return {
+            "video": torch.from_numpy(np.ascontiguousarray(video)),
+            "audio": torch.from_numpy(np.asarray(c.audio, np.float32)),
+            "speaking": torch.from_numpy(window_speaking(c.speaking)),
+        }
 
 
 class SyncDataModule(L.LightningDataModule):
@@ -151,8 +161,16 @@ class SyncDataModule(L.LightningDataModule):
         augment: vary the training crops and audio.
     """
 
-    def __init__(self, *, corpus: SyncClipCorpus, window: int, batch_size: int,
-                 items_per_epoch: int, num_workers: int, augment: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        corpus: SyncClipCorpus,
+        window: int,
+        batch_size: int,
+        items_per_epoch: int,
+        num_workers: int,
+        augment: bool,
+    ) -> None:
         super().__init__()
         self.corpus, self.window, self.batch_size = corpus, window, batch_size
         self.items_per_epoch, self.num_workers = items_per_epoch, num_workers
@@ -169,10 +187,18 @@ class SyncDataModule(L.LightningDataModule):
             log.info("sync clips: %s", {s: len(v) for s, v in self.splits.items()})
 
     def train_dataloader(self) -> DataLoader:
-        data = SyncWindows(self.splits["train"], window=self.window,
-                           length=self.items_per_epoch, augment=self.augment)  # fmt: skip
-        return DataLoader(data, batch_size=self.batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)  # fmt: skip
+        data = SyncWindows(
+            self.splits["train"],
+            window=self.window,
+            length=self.items_per_epoch,
+            augment=self.augment,
+        )
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(WholeClips(self.splits["val"]), batch_size=1)

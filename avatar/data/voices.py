@@ -28,10 +28,13 @@ from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline
 log = logging.getLogger(__name__)
 
 FLITE_TO_ARPABET: dict[str, str] = {
-    **{p: p.upper() for p in (
-        "aa ae ah ao aw ay b ch d dh eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th "
-        "uh uw v w y z zh"
-    ).split()},
+    **{
+        p: p.upper()
+        for p in (
+            "aa ae ah ao aw ay b ch d dh eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th "
+            "uh uw v w y z zh"
+        ).split()
+    },
     "ax": "AH",  # schwa
     "axr": "ER",
     "ix": "IH",
@@ -44,7 +47,7 @@ FLITE_TO_ARPABET: dict[str, str] = {
     "h#": SILENCE,
     "brth": SILENCE,
     "ssil": SILENCE,
-}  # fmt: skip
+}
 """flite (CMU lexicon) phone -> ARPAbet code (or SILENCE); every value is viseme-covered."""
 
 
@@ -65,15 +68,29 @@ class HibariVoice:
     """
 
     def __init__(
-        self, *, name: str, voice: str, speed: float, seed: int, target_dbfs: float,
-        sentence_pause_s: float, max_chars: int, threads: int, timeline_shift_s: float = 0.0,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        name: str,
+        voice: str,
+        speed: float,
+        seed: int,
+        target_dbfs: float,
+        sentence_pause_s: float,
+        max_chars: int,
+        threads: int,
+        timeline_shift_s: float = 0.0,
+    ) -> None:
         self.name = name
         self.timeline_shift_s = float(timeline_shift_s)
         self._kwargs = dict(
-            voice=voice, speed=speed, seed=seed, target_dbfs=target_dbfs,
-            sentence_pause_s=sentence_pause_s, max_chars=max_chars, threads=threads,
-        )  # fmt: skip
+            voice=voice,
+            speed=speed,
+            seed=seed,
+            target_dbfs=target_dbfs,
+            sentence_pause_s=sentence_pause_s,
+            max_chars=max_chars,
+            threads=threads,
+        )
         self._tts = None
 
     def settings(self) -> dict:
@@ -148,8 +165,11 @@ class FliteVoice:
             wav = Path(tmp) / "out.wav"
             run = subprocess.run(
                 [exe, "-voice", self.voice, "-t", text, "-o", str(wav), "-psdur"],
-                capture_output=True, text=True, check=False, timeout=120,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
             if run.returncode != 0 or not wav.is_file():
                 raise AvatarError(f"flite -voice {self.voice} failed: {run.stderr.strip()[:200]}")
             audio, rate = read_audio(wav)

@@ -353,4 +353,3 @@ def track_frames(
             last_ts = ts
             faces.append(tracker.track(np.asarray(frame), ts))
     return faces
-

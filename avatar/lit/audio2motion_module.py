@@ -52,10 +52,17 @@ class Audio2MotionLitModule(LightningModule):
     config_key = CONFIG_KEY
 
     def __init__(
-        self, *, net: Audio2Motion, optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., Any] | None, scheduler_interval: str, mouth_weight: float,
-        viseme_weight: float, velocity_weight: float, compile: bool,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        net: Audio2Motion,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None,
+        scheduler_interval: str,
+        mouth_weight: float,
+        viseme_weight: float,
+        velocity_weight: float,
+        compile: bool,
+    ) -> None:
         super().__init__()
         # net is a module (Lightning PR #12068); optimizer/scheduler are partials that would
         # make checkpoints unloadable with weights_only=True: the run config logs them instead.
@@ -112,8 +119,9 @@ class Audio2MotionLitModule(LightningModule):
         m["open_corr"](opening, batch["mouth"][..., :2].sum(-1).flatten())
         on_step = stage == "train"
         for name, metric in m.items():
-            self.log(f"{stage}/{name}", metric, on_step=on_step, on_epoch=True,
-                     prog_bar=name == "loss")  # fmt: skip
+            self.log(
+                f"{stage}/{name}", metric, on_step=on_step, on_epoch=True, prog_bar=name == "loss"
+            )
         for name, value in parts.items():
             self.log(f"{stage}/loss_{name}", value.detach(), on_step=on_step, on_epoch=True)
         return loss
@@ -138,8 +146,12 @@ class Audio2MotionLitModule(LightningModule):
             self.net = torch.compile(self.net)
 
     def configure_optimizers(self) -> Any:
-        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory,
-                          self.hparams.scheduler_interval)  # fmt: skip
+        return optimizers(
+            self.parameters(),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.hparams.scheduler_interval,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         net = getattr(self.net, "_orig_mod", self.net)  # unwrap torch.compile

@@ -11,9 +11,11 @@ __all__ = ["optimizers"]
 
 
 def optimizers(
-    params: Iterable[torch.nn.Parameter], optimizer: Callable[..., torch.optim.Optimizer],
-    scheduler: Callable[..., Any] | None, interval: str,
-) -> dict[str, Any]:  # fmt: skip
+    params: Iterable[torch.nn.Parameter],
+    optimizer: Callable[..., torch.optim.Optimizer],
+    scheduler: Callable[..., Any] | None,
+    interval: str,
+) -> dict[str, Any]:
     """``configure_optimizers``'s return value.
 
     Args:

@@ -37,9 +37,14 @@ _SCORES = ("offset_acc", "offset_exact", "confidence", "loss")
 
 
 def segment_offsets(
-    video: torch.Tensor, audio: torch.Tensor, speaking: torch.Tensor, *, segment: int,
-    max_offset: int, min_speech: float = 0.3,
-) -> list[tuple[int, float]]:  # fmt: skip
+    video: torch.Tensor,
+    audio: torch.Tensor,
+    speaking: torch.Tensor,
+    *,
+    segment: int,
+    max_offset: int,
+    min_speech: float = 0.3,
+) -> list[tuple[int, float]]:
     """(offset, confidence) of each ``segment``-window stretch of one clip with enough speech.
 
     Args:
@@ -77,10 +82,16 @@ class SyncExpertLitModule(L.LightningModule):
     config_key = CONFIG_KEY
 
     def __init__(
-        self, *, net: SyncExpert, optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., Any] | None, scheduler_interval: str, temperature: float,
-        max_offset: int, segment_frames: int,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        net: SyncExpert,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None,
+        scheduler_interval: str,
+        temperature: float,
+        max_offset: int,
+        segment_frames: int,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         if segment_frames - net.window + 1 <= 2 * max_offset:
@@ -92,29 +103,34 @@ class SyncExpertLitModule(L.LightningModule):
             {f"{stage}_{k}": MeanMetric() for stage in ("val", "test") for k in _SCORES}
         )
 
-    def forward(self, video: torch.Tensor,
-                audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self, video: torch.Tensor, audio: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, 48, 96) crops and (B, T * 640) audio -> two (B, T - 4, D) embeddings."""
         return self.net.embed_video(video), self.net.embed_audio(audio)
 
-    def contrastive_loss(self, video: torch.Tensor, audio: torch.Tensor,
-                         speaking: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def contrastive_loss(
+        self, video: torch.Tensor, audio: torch.Tensor, speaking: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, accuracy) of matching N flattened windows both ways, speaking anchors only."""
         v, a = video.reshape(-1, video.shape[-1]), audio.reshape(-1, audio.shape[-1])
         keep = speaking.reshape(-1)
         scale = self.logit_scale.clamp(max=math.log(100.0)).exp()
         logits = scale * v @ a.T  # (N, N)
         target = torch.arange(len(v), device=v.device)[keep]
-        loss = 0.5 * (F.cross_entropy(logits[keep], target)
-                      + F.cross_entropy(logits.T[keep], target))  # fmt: skip
+        loss = 0.5 * (
+            F.cross_entropy(logits[keep], target) + F.cross_entropy(logits.T[keep], target)
+        )
         acc = (logits[keep].argmax(1) == target).float().mean()
         return loss, acc
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         video, audio = self(batch["video"], batch["audio"])
         loss, acc = self.contrastive_loss(video, audio, batch["speaking"])
-        self.log_dict({"train/loss": loss, "train/acc": acc,
-                       "train/scale": self.logit_scale.exp()}, prog_bar=True)  # fmt: skip
+        self.log_dict(
+            {"train/loss": loss, "train/acc": acc, "train/scale": self.logit_scale.exp()},
+            prog_bar=True,
+        )
         return loss
 
     def _score(self, batch: dict[str, torch.Tensor], stage: str) -> None:
@@ -124,9 +140,12 @@ class SyncExpertLitModule(L.LightningModule):
             loss, _ = self.contrastive_loss(video, audio, speaking)
             self.scores[f"{stage}_loss"].update(loss)
         segments = segment_offsets(
-            video[0], audio[0], speaking[0], max_offset=self.hparams.max_offset,
+            video[0],
+            audio[0],
+            speaking[0],
+            max_offset=self.hparams.max_offset,
             segment=self.hparams.segment_frames - self.net.window + 1,
-        )  # fmt: skip
+        )
         for offset, confidence in segments:
             self.scores[f"{stage}_offset_acc"].update(float(abs(offset) <= 1))
             self.scores[f"{stage}_offset_exact"].update(float(offset == 0))
@@ -152,8 +171,12 @@ class SyncExpertLitModule(L.LightningModule):
         self._log_scores("test")
 
     def configure_optimizers(self) -> Any:
-        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory,
-                          self.hparams.scheduler_interval)  # fmt: skip
+        return optimizers(
+            self.parameters(),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.hparams.scheduler_interval,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         net = getattr(self.net, "_orig_mod", self.net)

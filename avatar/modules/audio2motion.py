@@ -122,16 +122,29 @@ class Audio2Motion(nn.Module):
         if hops_per_frame < 1:
             raise ValueError(f"hops_per_frame must be >= 1, got {hops_per_frame}")
         self.config: dict = dict(
-            sample_rate=sample_rate, win_length=win_length, hop_length=hop_length,
-            n_mels=n_mels, f_min=f_min, f_max=f_max, hops_per_frame=hops_per_frame,
-            lookahead=lookahead, channels=channels, kernel_size=kernel_size,
-            dilations=[int(d) for d in dilations], gru_hidden=gru_hidden, dropout=dropout,
-        )  # fmt: skip
+            sample_rate=sample_rate,
+            win_length=win_length,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+            hops_per_frame=hops_per_frame,
+            lookahead=lookahead,
+            channels=channels,
+            kernel_size=kernel_size,
+            dilations=[int(d) for d in dilations],
+            gru_hidden=gru_hidden,
+            dropout=dropout,
+        )
         self.hops_per_frame, self.lookahead = hops_per_frame, lookahead
         self.features = LogMel(
-            sample_rate=sample_rate, win_length=win_length, hop_length=hop_length,
-            n_mels=n_mels, f_min=f_min, f_max=f_max,
-        )  # fmt: skip
+            sample_rate=sample_rate,
+            win_length=win_length,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+        )
         self.in_norm = nn.BatchNorm1d(n_mels)  # running stats at inference: per frame, causal
         self.in_proj = nn.Conv1d(n_mels, channels, 1)
         self.blocks = nn.ModuleList(

@@ -61,29 +61,56 @@ class SyncExpert(nn.Module):
     """
 
     def __init__(
-        self, *, sample_rate: int = 16000, win_length: int = 400, hop_length: int = 160,
-        n_mels: int = 64, f_min: float = 50.0, f_max: float = 8000.0, hops_per_frame: int = 4,
-        window: int = 5, video_channels: tuple[int, ...] = (32, 64, 96, 128),
-        crop_shape: tuple[int, int] = (48, 96), audio_channels: int = 128, hidden: int = 256,
+        self,
+        *,
+        sample_rate: int = 16000,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 64,
+        f_min: float = 50.0,
+        f_max: float = 8000.0,
+        hops_per_frame: int = 4,
+        window: int = 5,
+        video_channels: tuple[int, ...] = (32, 64, 96, 128),
+        crop_shape: tuple[int, int] = (48, 96),
+        audio_channels: int = 128,
+        hidden: int = 256,
         embed_dim: int = 128,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         if hops_per_frame != 4:
-            raise ValueError("the audio stack reaches 25 fps with two stride-2 convs: "
-                             f"hops_per_frame must be 4, got {hops_per_frame}")  # fmt: skip
+            raise ValueError(
+                "the audio stack reaches 25 fps with two stride-2 convs: "
+                f"hops_per_frame must be 4, got {hops_per_frame}"
+            )
         if window < 1 or not video_channels:
             raise ValueError(f"need window >= 1 and video_channels, got {window}, {video_channels}")
         self.config: dict[str, Any] = dict(
-            sample_rate=sample_rate, win_length=win_length, hop_length=hop_length, n_mels=n_mels,
-            f_min=f_min, f_max=f_max, hops_per_frame=hops_per_frame, window=window,
-            video_channels=list(video_channels), crop_shape=list(crop_shape),
-            audio_channels=audio_channels, hidden=hidden, embed_dim=embed_dim,
-        )  # fmt: skip
+            sample_rate=sample_rate,
+            win_length=win_length,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+            hops_per_frame=hops_per_frame,
+            window=window,
+            video_channels=list(video_channels),
+            crop_shape=list(crop_shape),
+            audio_channels=audio_channels,
+            hidden=hidden,
+            embed_dim=embed_dim,
+        )
         self.window, self.hops_per_frame = window, hops_per_frame
         self.samples_per_frame = hop_length * hops_per_frame
         self.crop_shape = tuple(crop_shape)
-        self.features = LogMel(sample_rate=sample_rate, win_length=win_length, n_mels=n_mels,
-                               hop_length=hop_length, f_min=f_min, f_max=f_max)  # fmt: skip
+        self.features = LogMel(
+            sample_rate=sample_rate,
+            win_length=win_length,
+            n_mels=n_mels,
+            hop_length=hop_length,
+            f_min=f_min,
+            f_max=f_max,
+        )
         layers: list[nn.Module] = []
         cin = 1
         for c in video_channels:
@@ -99,7 +126,7 @@ class SyncExpert(nn.Module):
             *_conv_bn(audio_channels, audio_channels, 2, 1),
             *_conv_bn(audio_channels, audio_channels, 2, 1),
             nn.Conv1d(audio_channels, hidden, 1),
-        )  # fmt: skip
+        )
         self.video_head = self._head(hidden, embed_dim, window)
         self.audio_head = self._head(hidden, embed_dim, window)
 
@@ -107,9 +134,12 @@ class SyncExpert(nn.Module):
     def _head(hidden: int, embed_dim: int, window: int) -> nn.Sequential:
         """(B, hidden, T) per-frame features -> (B, D, T - window + 1) window embeddings."""
         return nn.Sequential(
-            nn.ReLU(), nn.Conv1d(hidden, hidden, window), nn.BatchNorm1d(hidden), nn.ReLU(),
+            nn.ReLU(),
+            nn.Conv1d(hidden, hidden, window),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
             nn.Conv1d(hidden, embed_dim, 1),
-        )  # fmt: skip
+        )
 
     def embed_video(self, crops: torch.Tensor) -> torch.Tensor:
         """(B, T, H, W) crops in [0, 1] -> (B, T - window + 1, D) unit vectors."""
@@ -153,11 +183,13 @@ def offset_distances(video: torch.Tensor, audio: torch.Tensor, max_offset: int) 
     """
     n = len(video)
     if len(audio) != n or not 0 <= max_offset < n:
-        raise ValueError(f"need equal lengths and 0 <= max_offset < {n}, got {len(audio)}, "
-                         f"{max_offset}")  # fmt: skip
+        raise ValueError(
+            f"need equal lengths and 0 <= max_offset < {n}, got {len(audio)}, {max_offset}"
+        )
     sim = video @ audio.T  # (N, N): sim[i, j] = cos(video i, audio j)
-    return torch.stack([1.0 - torch.diagonal(sim, o).mean()
-                        for o in range(-max_offset, max_offset + 1)])  # fmt: skip
+    return torch.stack(
+        [1.0 - torch.diagonal(sim, o).mean() for o in range(-max_offset, max_offset + 1)]
+    )
 
 
 def offset_scores(video: torch.Tensor, audio: torch.Tensor, max_offset: int) -> dict[str, float]:
@@ -171,6 +203,10 @@ def offset_scores(video: torch.Tensor, audio: torch.Tensor, max_offset: int) -> 
     k = min(max_offset, len(video) // 2)
     d = offset_distances(video, audio, k)
     best = int(d.argmin())
-    return {"offset": float(k - best), "distance": float(d[best]),
-            "confidence": float(d.median() - d[best]), "dist_at_0": float(d[k]),
-            "max_offset": float(k)}  # fmt: skip
+    return {
+        "offset": float(k - best),
+        "distance": float(d[best]),
+        "confidence": float(d.median() - d[best]),
+        "dist_at_0": float(d[k]),
+        "max_offset": float(k),
+    }

@@ -25,8 +25,13 @@ EXPRESSION_TARGETS: dict[str, dict[str, float]] = {
 }
 """Channel offsets at intensity 1 (``head_pitch`` in degrees; others in channel units)."""
 
-TAG_ALIASES = {"smile": "happy", "joy": "happy", "frown": "sad", "surprise": "surprised",
-               "calm": "neutral"}  # fmt: skip
+TAG_ALIASES = {
+    "smile": "happy",
+    "joy": "happy",
+    "frown": "sad",
+    "surprise": "surprised",
+    "calm": "neutral",
+}
 _TAG = re.compile(r"\[\s*([A-Za-z]+)(?:\s+([0-9]*\.?[0-9]+))?\s*\]")
 
 

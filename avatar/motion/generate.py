@@ -77,31 +77,40 @@ class MotionGenerator:
         self.seed = int(seed)
         self.min_pause_s, self.silence_db = min_pause_s, silence_db
         self._coart = dict(
-            lead_s=lead_s, anticipation_s=anticipation_s, carryover_s=carryover_s,
-            smoothing_s=smoothing_s, min_pause_s=min_pause_s, pause_ramp_s=pause_ramp_s,
+            lead_s=lead_s,
+            anticipation_s=anticipation_s,
+            carryover_s=carryover_s,
+            smoothing_s=smoothing_s,
+            min_pause_s=min_pause_s,
+            pause_ramp_s=pause_ramp_s,
             intensity=articulation,
-        )  # fmt: skip
+        )
         self._blink = dict(
-            rate_per_min=blink_rate_per_min, min_interval_s=blink_min_interval_s,
+            rate_per_min=blink_rate_per_min,
+            min_interval_s=blink_min_interval_s,
             max_interval_s=blink_max_interval_s,
-        )  # fmt: skip
+        )
         self._blink_shape = dict(close_s=blink_close_s, hold_s=blink_hold_s, open_s=blink_open_s)
         self._head = dict(
             sway_deg=head_sway_deg, speaking_sway_gain=speaking_sway_gain, nod_deg=nod_deg
         )
         self._breath = dict(degrees=breathing_deg, rate_hz=breathing_hz)
         self._saccade = dict(
-            rate_per_min=saccade_rate_per_min, amplitude=saccade_amplitude,
+            rate_per_min=saccade_rate_per_min,
+            amplitude=saccade_amplitude,
             hold_s=tuple(saccade_hold_s),
-        )  # fmt: skip
+        )
         self.emotion = check_emotion(emotion, emotion_intensity)
         self.emotion_intensity = float(emotion_intensity)
         self.emotion_ramp_s = emotion_ramp_s
         self.expressivity = float(expressivity)
         self._listen = dict(
-            nod_deg=listening_nod_deg, nod_probability=listening_nod_probability,
-            reaction=listening_reaction, min_pause_s=0.3, silence_db=silence_db,
-        )  # fmt: skip
+            nod_deg=listening_nod_deg,
+            nod_probability=listening_nod_probability,
+            reaction=listening_reaction,
+            min_pause_s=0.3,
+            silence_db=silence_db,
+        )
 
     def generate(
         self,
@@ -131,10 +140,12 @@ class MotionGenerator:
             A MotionTrack of T frames at ``fps``.
         """
         rng = np.random.default_rng(self.seed)
-        quiet = silent_spans(audio, sample_rate, min_duration_s=self.min_pause_s,
-                             threshold_db=self.silence_db)  # fmt: skip
-        weights, mouth = coarticulate(timeline, n_frames, self.fps, extra_pauses=quiet,
-                                      **self._coart)  # fmt: skip
+        quiet = silent_spans(
+            audio, sample_rate, min_duration_s=self.min_pause_s, threshold_db=self.silence_db
+        )
+        weights, mouth = coarticulate(
+            timeline, n_frames, self.fps, extra_pauses=quiet, **self._coart
+        )
         names = CHANNELS + tuple(f"viseme.{v}" for v in VISEMES)
         track = MotionTrack.zeros(n_frames, self.fps, names)
         for i, name in enumerate(MOUTH_CHANNELS):
@@ -152,12 +163,19 @@ class MotionGenerator:
             track.set(name, series)
         listening = None
         if user_audio is not None:
-            listening = listening_motion(user_audio, int(user_sample_rate or sample_rate),
-                                         n_frames, self.fps, rng, **self._listen)  # fmt: skip
+            listening = listening_motion(
+                user_audio,
+                int(user_sample_rate or sample_rate),
+                n_frames,
+                self.fps,
+                rng,
+                **self._listen,
+            )
         contact = None
         if user_audio is not None:
-            contact = speech_activity(user_audio, int(user_sample_rate or sample_rate),
-                                      n_frames, self.fps)  # fmt: skip
+            contact = speech_activity(
+                user_audio, int(user_sample_rate or sample_rate), n_frames, self.fps
+            )
             contact = np.clip(0.3 + contact, 0.0, 1.0)
         gaze_x, gaze_y = saccades(n_frames, self.fps, rng, contact=contact, **self._saccade)
         track.set("gaze_x", gaze_x)
@@ -167,9 +185,11 @@ class MotionGenerator:
         return track
 
     def _add_expression(
-        self, track: MotionTrack, emotions: list[EmotionEvent],
+        self,
+        track: MotionTrack,
+        emotions: list[EmotionEvent],
         listening: dict[str, np.ndarray] | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         base = EmotionEvent(self.emotion, self.emotion_intensity, 0.0)
         events = [base, *emotions]
         offsets = expression_channels(events, len(track), self.fps, ramp_s=self.emotion_ramp_s)

@@ -8,21 +8,24 @@ from scipy.ndimage import gaussian_filter1d
 from avatar.motion.behaviour import silent_spans
 
 
-def breathing(n_frames: int, fps: float, rng: np.random.Generator, *, degrees: float,
-              rate_hz: float) -> np.ndarray:  # fmt: skip
+def breathing(
+    n_frames: int, fps: float, rng: np.random.Generator, *, degrees: float, rate_hz: float
+) -> np.ndarray:
     """(T,) head pitch in degrees from a slow breathing cycle (random phase)."""
     t = np.arange(n_frames) / fps
     phase = rng.uniform(0.0, 2.0 * np.pi)
     return (degrees * np.sin(2.0 * np.pi * rate_hz * t + phase)).astype(np.float32)
 
 
-def phrase_ends(user_audio: np.ndarray, sample_rate: int, *, min_pause_s: float,
-                silence_db: float) -> list[float]:  # fmt: skip
+def phrase_ends(
+    user_audio: np.ndarray, sample_rate: int, *, min_pause_s: float, silence_db: float
+) -> list[float]:
     """Seconds at which the user stops talking for at least ``min_pause_s``."""
     duration = len(user_audio) / sample_rate
     ends = []
-    for start, _end in silent_spans(user_audio, sample_rate, min_duration_s=min_pause_s,
-                                    threshold_db=silence_db):
+    for start, _end in silent_spans(
+        user_audio, sample_rate, min_duration_s=min_pause_s, threshold_db=silence_db
+    ):
         if start > 0.0 and start < duration:
             ends.append(start)
     return ends
@@ -50,8 +53,9 @@ def listening_motion(
     pitch = np.zeros(n_frames, np.float64)
     brow = np.zeros(n_frames, np.float64)
     smile = np.zeros(n_frames, np.float64)
-    for t_end in phrase_ends(user_audio, sample_rate, min_pause_s=min_pause_s,
-                             silence_db=silence_db):
+    for t_end in phrase_ends(
+        user_audio, sample_rate, min_pause_s=min_pause_s, silence_db=silence_db
+    ):
         k = int(round(t_end * fps))
         if k >= n_frames or rng.random() > nod_probability:
             continue

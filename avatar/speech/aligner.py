@@ -71,8 +71,9 @@ def _phone_decoder() -> Decoder:
     from pocketsphinx import Decoder, get_model_path
 
     lm = get_model_path("en-us/en-us-phone.lm.bin")
-    decoder = Decoder(allphone=lm, lw=PHONE_LM_WEIGHT, lm=None, samprate=MODEL_RATE,
-                      cmn="batch", loglevel="FATAL")  # fmt: skip
+    decoder = Decoder(
+        allphone=lm, lw=PHONE_LM_WEIGHT, lm=None, samprate=MODEL_RATE, cmn="batch", loglevel="FATAL"
+    )
     return decoder
 
 

@@ -112,14 +112,18 @@ class PhonemeTimeline:
             [('_', 0.0, 0.05), ('AA', 0.05, 0.25), ('_', 0.25, 0.4)]
         """
         d = self.duration
-        moved = [(p.phoneme, min(max(p.start + offset, 0.0), d), min(max(p.end + offset, 0.0), d))
-                 for p in self.phones]  # fmt: skip
+        moved = [
+            (p.phoneme, min(max(p.start + offset, 0.0), d), min(max(p.end + offset, 0.0), d))
+            for p in self.phones
+        ]
         moved = [m for m in moved if m[2] > m[1]]
         if moved:
             moved[0] = (moved[0][0], 0.0, moved[0][2])
             moved[-1] = (moved[-1][0], moved[-1][1], d)
-        words = [WordSpan(w.word, min(max(w.start + offset, 0.0), d),
-                          min(max(w.end + offset, 0.0), d)) for w in self.words]  # fmt: skip
+        words = [
+            WordSpan(w.word, min(max(w.start + offset, 0.0), d), min(max(w.end + offset, 0.0), d))
+            for w in self.words
+        ]
         return PhonemeTimeline([Phone(*m) for m in moved], words, d, self.alphabet)
 
     @staticmethod

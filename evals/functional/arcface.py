@@ -25,14 +25,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "ARCFACE_TEMPLATE", "FIVE_POINTS", "ArcFaceEmbedder", "align_face", "five_points",
-    "load_arcface", "similarity_transform",
-]  # fmt: skip
+    "ARCFACE_TEMPLATE",
+    "FIVE_POINTS",
+    "ArcFaceEmbedder",
+    "align_face",
+    "five_points",
+    "load_arcface",
+    "similarity_transform",
+]
 
 ARCFACE_TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
-     [70.7299, 92.2041]], np.float64,
-)  # fmt: skip
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    np.float64,
+)
 """(5, 2) pixels in the 112x112 crop: eye, eye, nose tip, mouth corner, mouth corner (image
 left to right), as in insightface's ``arcface_dst``."""
 
@@ -93,8 +104,9 @@ class ArcFaceEmbedder:
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(model_path), opts,
-                                            providers=["CPUExecutionProvider"])  # fmt: skip
+        self.session = ort.InferenceSession(
+            str(model_path), opts, providers=["CPUExecutionProvider"]
+        )
         self.input_name = self.session.get_inputs()[0].name
 
     @staticmethod
@@ -131,8 +143,11 @@ def load_arcface(registry: WeightsRegistry | None = None) -> ArcFaceEmbedder:
 
 def _csim_compute(s_mean: float, s_best: float, n: float, n_sampled: float) -> dict[str, float]:
     nan = float("nan")
-    return {"csim": s_mean / n if n else nan, "best": s_best / n if n else nan,
-            "no_face": 1.0 - n / n_sampled if n_sampled else nan}  # fmt: skip
+    return {
+        "csim": s_mean / n if n else nan,
+        "best": s_best / n if n else nan,
+        "no_face": 1.0 - n / n_sampled if n_sampled else nan,
+    }
 
 
 def csim_from_embeddings(frames: list[np.ndarray], refs: np.ndarray) -> dict[str, float]:
@@ -179,9 +194,15 @@ def _rgb8(img: Any) -> np.ndarray:
 
 
 def _arcface_csim_update(
-    video: Any, landmarks: Any, references: Any, embedder: ArcFaceEmbedder, *,
-    reference_landmarks: Any = None, sample_every: int = 10, locate: Any = None,
-) -> tuple[float, float, float, float]:  # fmt: skip
+    video: Any,
+    landmarks: Any,
+    references: Any,
+    embedder: ArcFaceEmbedder,
+    *,
+    reference_landmarks: Any = None,
+    sample_every: int = 10,
+    locate: Any = None,
+) -> tuple[float, float, float, float]:
     """Sums: (mean-reference CSIM, closest-reference CSIM, faces, sampled frames).
 
     Args:
@@ -200,10 +221,14 @@ def _arcface_csim_update(
 
     locate = locate or _track_image
     refs = [_rgb8(r) for r in references]
-    ref_lms = list(reference_landmarks) if reference_landmarks is not None else [
-        locate(r) for r in refs]  # fmt: skip
-    crops = [align_face(r, p) for r, lm in zip(refs, ref_lms, strict=True)
-             if lm is not None and (p := five_points(np.asarray(lm))) is not None]  # fmt: skip
+    ref_lms = (
+        list(reference_landmarks) if reference_landmarks is not None else [locate(r) for r in refs]
+    )
+    crops = [
+        align_face(r, p)
+        for r, lm in zip(refs, ref_lms, strict=True)
+        if lm is not None and (p := five_points(np.asarray(lm))) is not None
+    ]
     if not crops:
         raise MetricNotApplicable(f"no face found in any of {len(refs)} reference images")
     ref_emb = embedder.embed(np.stack(crops))

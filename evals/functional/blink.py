@@ -45,9 +45,14 @@ def _mean_openness(openness: np.ndarray) -> np.ndarray:
 
 
 def detect_blinks(
-    openness: np.ndarray, fps: float, *, ratio: float = 0.6, noise_k: float = 4.0,
-    merge_gap: int = 1, max_duration_s: float = 1.0,
-) -> list[BlinkEvent]:  # fmt: skip
+    openness: np.ndarray,
+    fps: float,
+    *,
+    ratio: float = 0.6,
+    noise_k: float = 4.0,
+    merge_gap: int = 1,
+    max_duration_s: float = 1.0,
+) -> list[BlinkEvent]:
     """Finds blinks as dips of eye openness below a threshold relative to the clip's median.
 
     The rule:
@@ -116,9 +121,10 @@ def blink_rate_per_min(events: list[BlinkEvent] | int, n_frames: int, fps: float
 
 
 def match_blinks(
-    detected_peaks: list[int] | np.ndarray, true_onsets: list[int] | np.ndarray,
+    detected_peaks: list[int] | np.ndarray,
+    true_onsets: list[int] | np.ndarray,
     tolerance_frames: int,
-) -> tuple[float, float]:  # fmt: skip
+) -> tuple[float, float]:
     """Precision and recall of detected blinks against known ones.
 
     Detections and true blinks are matched one-to-one when they are at most ``tolerance_frames``

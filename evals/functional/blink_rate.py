@@ -22,8 +22,9 @@ def _blink_rate_update(
     rates = per_clip_scalars(fps, len(clips), "fps")
     blinks = seconds = 0.0
     for x, rate in zip(clips, rates, strict=True):
-        events = detect_blinks(x, float(rate), ratio=ratio, noise_k=noise_k,
-                               max_duration_s=max_duration_s)  # fmt: skip
+        events = detect_blinks(
+            x, float(rate), ratio=ratio, noise_k=noise_k, max_duration_s=max_duration_s
+        )
         blinks += len(events)
         seconds += len(x) / float(rate)
     return blinks, seconds, float(len(clips))
@@ -37,9 +38,13 @@ def _blink_rate_compute(blinks: float, seconds: float, n_clips: float) -> dict[s
 
 
 def blink_rate(
-    eye_openness: Any, fps: Any, *, ratio: float = 0.6, noise_k: float = 4.0,
+    eye_openness: Any,
+    fps: Any,
+    *,
+    ratio: float = 0.6,
+    noise_k: float = 4.0,
     max_duration_s: float = 1.0,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Blinks per minute over a batch of clips.
 
     Args:

@@ -56,8 +56,10 @@ def _flicker_update(video: Any, static_mask: Any | None) -> tuple[float, float, 
 
 def _flicker_compute(s_all: float, n_all: float, s_static: float, n_static: float) -> dict:
     nan = float("nan")
-    return {"overall": s_all / n_all if n_all else nan,
-            "static": s_static / n_static if n_static else nan}  # fmt: skip
+    return {
+        "overall": s_all / n_all if n_all else nan,
+        "static": s_static / n_static if n_static else nan,
+    }
 
 
 def flicker(video: Any, static_mask: Any | None = None) -> dict[str, float]:

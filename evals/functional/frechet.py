@@ -62,9 +62,13 @@ def _frechet_update(features: Any) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def _frechet_compute(
-    sum_a: np.ndarray, outer_a: np.ndarray, n_a: float,
-    sum_b: np.ndarray, outer_b: np.ndarray, n_b: float,
-) -> float:  # fmt: skip
+    sum_a: np.ndarray,
+    outer_a: np.ndarray,
+    n_a: float,
+    sum_b: np.ndarray,
+    outer_b: np.ndarray,
+    n_b: float,
+) -> float:
     """Frechet distance from the statistics of both sets (unbiased covariances, N >= 2 each)."""
     if n_a < 2 or n_b < 2:
         return float("nan")

@@ -41,8 +41,12 @@ def _head_motion_compute(s_std: np.ndarray, s_speed: float, n: float) -> dict[st
     if not n:
         return dict.fromkeys(("yaw_std", "pitch_std", "roll_std", "speed"), float("nan"))
     std = np.asarray(s_std, np.float64) / n
-    return {"yaw_std": float(std[0]), "pitch_std": float(std[1]), "roll_std": float(std[2]),
-            "speed": s_speed / n}  # fmt: skip
+    return {
+        "yaw_std": float(std[0]),
+        "pitch_std": float(std[1]),
+        "roll_std": float(std[2]),
+        "speed": s_speed / n,
+    }
 
 
 def head_motion_stats(pose: Any, fps: Any) -> dict[str, float]:

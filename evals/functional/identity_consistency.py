@@ -192,5 +192,6 @@ def identity_drift(
         >>> round(out["slope_per_min"], 6), round(out["late_minus_early"], 6)
         (0.2, 0.2)
     """
-    return _identity_drift_compute(*_identity_drift_update(embeddings, references, times_s,
-                                                           min_faces))  # fmt: skip
+    return _identity_drift_compute(
+        *_identity_drift_update(embeddings, references, times_s, min_faces)
+    )

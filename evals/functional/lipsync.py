@@ -234,10 +234,16 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def pause_closure(
-    aperture: np.ndarray, level: np.ndarray, fps: float, *, sample_rate: int | None = None,
-    min_pause_s: float = 0.3, threshold: float = 0.06, silence_db: float = -35.0,
+    aperture: np.ndarray,
+    level: np.ndarray,
+    fps: float,
+    *,
+    sample_rate: int | None = None,
+    min_pause_s: float = 0.3,
+    threshold: float = 0.06,
+    silence_db: float = -35.0,
     margin_s: float = 0.08,
-) -> PauseClosure:  # fmt: skip
+) -> PauseClosure:
     """Whether the mouth is closed during the pauses of the speech.
 
     A pause is a run of at least ``min_pause_s`` of frames whose audio level is more than
@@ -309,9 +315,12 @@ class SpeechMotion(NamedTuple):
 
 
 def speech_motion(
-    aperture: np.ndarray, envelope: np.ndarray, *, silence_db: float = -35.0,
+    aperture: np.ndarray,
+    envelope: np.ndarray,
+    *,
+    silence_db: float = -35.0,
     floor_db: float = FLOOR_DB,
-) -> SpeechMotion:  # fmt: skip
+) -> SpeechMotion:
     """Mean mouth aperture while speaking versus while silent (the mouth should move in speech).
 
     Speech frames are those whose envelope is above ``db_to_envelope(silence_db, floor_db)``

@@ -50,8 +50,13 @@ def _lipsync_offset_compute(
     """Means over clips with a defined lag; NaN when there is none."""
     if n_sync <= 0:
         nan = float("nan")
-        return {"offset": nan, "offset_abs": nan, "confidence": nan, "corr_at_0": nan,
-                "defined": 0.0 if n_clips else nan}  # fmt: skip
+        return {
+            "offset": nan,
+            "offset_abs": nan,
+            "confidence": nan,
+            "corr_at_0": nan,
+            "defined": 0.0 if n_clips else nan,
+        }
     return {
         "offset": s_off / n_sync,
         "offset_abs": s_abs / n_sync,
@@ -85,5 +90,6 @@ def lipsync_offset(
     """
     if max_offset < 0 or min_pairs < 2:
         raise ValueError(f"need max_offset >= 0 and min_pairs >= 2, got {max_offset}, {min_pairs}")
-    return _lipsync_offset_compute(*_lipsync_offset_update(aperture, envelope, max_offset,
-                                                           min_pairs))  # fmt: skip
+    return _lipsync_offset_compute(
+        *_lipsync_offset_update(aperture, envelope, max_offset, min_pairs)
+    )

@@ -16,9 +16,15 @@ __all__ = ["mouth_closure"]
 
 
 def _mouth_closure_update(
-    aperture: Any, level_db: Any, fps: Any, *, min_pause_s: float, threshold: float,
-    silence_db: float, margin_s: float,
-) -> tuple[float, float, float, float, float]:  # fmt: skip
+    aperture: Any,
+    level_db: Any,
+    fps: Any,
+    *,
+    min_pause_s: float,
+    threshold: float,
+    silence_db: float,
+    margin_s: float,
+) -> tuple[float, float, float, float, float]:
     """Sums: (closed frames, scored frames, closed pauses, pauses, sum of pause max apertures)."""
     aps = as_clips(aperture, 1, "aperture")
     lvls = as_clips(level_db, 1, "level_db")
@@ -27,8 +33,15 @@ def _mouth_closure_update(
     rates = per_clip_scalars(fps, len(aps), "fps")
     closed = scored = n_closed = n_pauses = s_max = 0.0
     for a, lv, rate in zip(aps, lvls, rates, strict=True):
-        result = pause_closure(a, lv, float(rate), min_pause_s=min_pause_s, threshold=threshold,
-                               silence_db=silence_db, margin_s=margin_s)  # fmt: skip
+        result = pause_closure(
+            a,
+            lv,
+            float(rate),
+            min_pause_s=min_pause_s,
+            threshold=threshold,
+            silence_db=silence_db,
+            margin_s=margin_s,
+        )
         for p in result.pauses:
             vals = a[p.scored[0] : p.scored[1]]
             vals = vals[np.isfinite(vals)]
@@ -54,9 +67,15 @@ def _mouth_closure_compute(
 
 
 def mouth_closure(
-    aperture: Any, level_db: Any, fps: Any, *, min_pause_s: float = 0.3,
-    threshold: float = 0.06, silence_db: float = -35.0, margin_s: float = 0.08,
-) -> dict[str, float]:  # fmt: skip
+    aperture: Any,
+    level_db: Any,
+    fps: Any,
+    *,
+    min_pause_s: float = 0.3,
+    threshold: float = 0.06,
+    silence_db: float = -35.0,
+    margin_s: float = 0.08,
+) -> dict[str, float]:
     """Whether mouths close in the pauses of speech, pooled over a batch of clips.
 
     Args:
@@ -81,6 +100,14 @@ def mouth_closure(
         >>> mouth_closure(ap, level, 25.0)["closed_fraction"]
         1.0
     """
-    return _mouth_closure_compute(*_mouth_closure_update(
-        aperture, level_db, fps, min_pause_s=min_pause_s, threshold=threshold,
-        silence_db=silence_db, margin_s=margin_s))  # fmt: skip
+    return _mouth_closure_compute(
+        *_mouth_closure_update(
+            aperture,
+            level_db,
+            fps,
+            min_pause_s=min_pause_s,
+            threshold=threshold,
+            silence_db=silence_db,
+            margin_s=margin_s,
+        )
+    )

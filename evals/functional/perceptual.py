@@ -49,8 +49,10 @@ def _load_trunk(model: nn.Module, path: Path) -> None:
                     mapped[f"{slice_name}.{idx}.{pname}"] = state[key]
     expected = {k for k, _ in trunk.named_parameters()}
     if set(mapped) != expected:
-        raise WeightsMissingError(f"{path} is not a torchvision trunk for lpips: "
-                                  f"missing {sorted(expected - set(mapped))[:4]}")  # fmt: skip
+        raise WeightsMissingError(
+            f"{path} is not a torchvision trunk for lpips: "
+            f"missing {sorted(expected - set(mapped))[:4]}"
+        )
     trunk.load_state_dict(mapped, strict=True)
 
 

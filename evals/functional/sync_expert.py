@@ -33,8 +33,15 @@ from avatar.modules.sync_expert import SyncExpert, offset_scores
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_CKPT", "FPS", "audio_embeddings", "expert_scores", "load_sync_expert",
-           "offset_scores", "video_embeddings"]
+__all__ = [
+    "DEFAULT_CKPT",
+    "FPS",
+    "audio_embeddings",
+    "expert_scores",
+    "load_sync_expert",
+    "offset_scores",
+    "video_embeddings",
+]
 
 FPS = 25.0
 DEFAULT_CKPT = Path(__file__).resolve().parents[2] / "checkpoints" / "sync_expert.ckpt"
@@ -70,8 +77,9 @@ def load_sync_expert(path: str | Path | None = None) -> SyncExpert:
 
 
 @torch.no_grad()
-def video_embeddings(frames: np.ndarray, landmarks: np.ndarray,
-                     model: SyncExpert) -> torch.Tensor | None:  # fmt: skip
+def video_embeddings(
+    frames: np.ndarray, landmarks: np.ndarray, model: SyncExpert
+) -> torch.Tensor | None:
     """(T - 4, D) window embeddings of a clip's lower-face crops; None when no face.
 
     Args:
@@ -87,8 +95,9 @@ def video_embeddings(frames: np.ndarray, landmarks: np.ndarray,
 
 
 @torch.no_grad()
-def audio_embeddings(audio: np.ndarray, sample_rate: int, n_frames: int,
-                     model: SyncExpert) -> torch.Tensor:  # fmt: skip
+def audio_embeddings(
+    audio: np.ndarray, sample_rate: int, n_frames: int, model: SyncExpert
+) -> torch.Tensor:
     """(n_frames - 4, D) window embeddings of (S,) mono audio starting with frame 0."""
     spf = model.samples_per_frame
     wav = resample(np.asarray(audio, np.float32), int(sample_rate), model.features.sample_rate)
@@ -97,9 +106,14 @@ def audio_embeddings(audio: np.ndarray, sample_rate: int, n_frames: int,
 
 
 def expert_scores(
-    frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray, sample_rate: int,
-    model: SyncExpert, *, max_offset: int = 15,
-) -> dict[str, float] | None:  # fmt: skip
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    audio: np.ndarray,
+    sample_rate: int,
+    model: SyncExpert,
+    *,
+    max_offset: int = 15,
+) -> dict[str, float] | None:
     """The expert's offset, distance, confidence and distance at offset 0 for one clip.
 
     Args:

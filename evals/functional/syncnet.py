@@ -60,17 +60,22 @@ class SyncNetModel(nn.Module):
         super().__init__()
         c2, c3 = nn.Conv2d, nn.Conv3d
         self.netcnnaud = nn.Sequential(
-            *_bn_relu(c2(1, 64, (3, 3), (1, 1), (1, 1)), 64, 2), nn.MaxPool2d((1, 1), (1, 1)),
-            *_bn_relu(c2(64, 192, (3, 3), (1, 1), (1, 1)), 192, 2), nn.MaxPool2d((3, 3), (1, 2)),
+            *_bn_relu(c2(1, 64, (3, 3), (1, 1), (1, 1)), 64, 2),
+            nn.MaxPool2d((1, 1), (1, 1)),
+            *_bn_relu(c2(64, 192, (3, 3), (1, 1), (1, 1)), 192, 2),
+            nn.MaxPool2d((3, 3), (1, 2)),
             *_bn_relu(c2(192, 384, (3, 3), padding=(1, 1)), 384, 2),
             *_bn_relu(c2(384, 256, (3, 3), padding=(1, 1)), 256, 2),
-            *_bn_relu(c2(256, 256, (3, 3), padding=(1, 1)), 256, 2), nn.MaxPool2d((3, 3), (2, 2)),
+            *_bn_relu(c2(256, 256, (3, 3), padding=(1, 1)), 256, 2),
+            nn.MaxPool2d((3, 3), (2, 2)),
             *_bn_relu(c2(256, 512, (5, 4), padding=(0, 0)), 512, 2),
-        )  # fmt: skip
-        self.netfcaud = nn.Sequential(*_bn_relu(nn.Linear(512, 512), 512, 1),
-                                      nn.Linear(512, embed_dim))  # fmt: skip
-        self.netfclip = nn.Sequential(*_bn_relu(nn.Linear(512, 512), 512, 1),
-                                      nn.Linear(512, embed_dim))  # fmt: skip
+        )
+        self.netfcaud = nn.Sequential(
+            *_bn_relu(nn.Linear(512, 512), 512, 1), nn.Linear(512, embed_dim)
+        )
+        self.netfclip = nn.Sequential(
+            *_bn_relu(nn.Linear(512, 512), 512, 1), nn.Linear(512, embed_dim)
+        )
         self.netcnnlip = nn.Sequential(
             *_bn_relu(c3(3, 96, (5, 7, 7), (1, 2, 2), 0), 96, 3),
             nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
@@ -81,7 +86,7 @@ class SyncNetModel(nn.Module):
             *_bn_relu(c3(256, 256, (1, 3, 3), padding=(0, 1, 1)), 256, 3),
             nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
             *_bn_relu(c3(256, 512, (1, 6, 6), padding=0), 512, 3),
-        )  # fmt: skip
+        )
 
     def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 13, 20) MFCC windows -> (N, 1024)."""
@@ -92,8 +97,9 @@ class SyncNetModel(nn.Module):
         return self.netfclip(self.netcnnlip(x).flatten(1))
 
 
-def load_syncnet(path: str | Path | None = None, *,
-                 registry: WeightsRegistry | None = None) -> SyncNetModel:  # fmt: skip
+def load_syncnet(
+    path: str | Path | None = None, *, registry: WeightsRegistry | None = None
+) -> SyncNetModel:
     """SyncNet with ``syncnet_v2.model`` (given, or resolved as registry ``syncnet_v2``).
 
     Raises:
@@ -186,8 +192,14 @@ def face_crops(frames: np.ndarray, landmarks: np.ndarray, size: int = 224) -> np
 
 
 @torch.no_grad()
-def lse(crops: np.ndarray, audio: np.ndarray, model: SyncNetModel, *, vshift: int = VSHIFT,
-        batch: int = 20) -> dict[str, float]:  # fmt: skip
+def lse(
+    crops: np.ndarray,
+    audio: np.ndarray,
+    model: SyncNetModel,
+    *,
+    vshift: int = VSHIFT,
+    batch: int = 20,
+) -> dict[str, float]:
     """LSE of one clip: ``syncnet_python``'s ``evaluate`` on prepared inputs.
 
     Args:
@@ -211,14 +223,23 @@ def lse(crops: np.ndarray, audio: np.ndarray, model: SyncNetModel, *, vshift: in
     for s in range(0, n, batch):
         ks = range(s, min(n, s + batch))
         vf.append(model.forward_lip(torch.cat([im[:, :, k : k + 5] for k in ks]).to(device)).cpu())
-        af.append(model.forward_aud(torch.cat([cc[..., 4 * k : 4 * k + 20] for k in ks])
-                                    .to(device)).cpu())  # fmt: skip
+        af.append(
+            model.forward_aud(torch.cat([cc[..., 4 * k : 4 * k + 20] for k in ks]).to(device)).cpu()
+        )
     v, a = torch.cat(vf), torch.cat(af)
     ap = nn.functional.pad(a, (0, 0, vshift, vshift))
     win = 2 * vshift + 1
-    dists = torch.stack([nn.functional.pairwise_distance(v[[i]].repeat(win, 1), ap[i : i + win])
-                         for i in range(len(v))])  # (n, win)  # fmt: skip
+    dists = torch.stack(
+        [
+            nn.functional.pairwise_distance(v[[i]].repeat(win, 1), ap[i : i + win])
+            for i in range(len(v))
+        ]
+    )  # (n, win)
     mdist = dists.mean(0)
     minval, minidx = torch.min(mdist, 0)
-    return {"lse_d": float(minval), "lse_c": float(torch.median(mdist) - minval),
-            "offset": float(vshift - int(minidx)), "dist_at_0": float(mdist[vshift])}  # fmt: skip
+    return {
+        "lse_d": float(minval),
+        "lse_c": float(torch.median(mdist) - minval),
+        "offset": float(vshift - int(minidx)),
+        "dist_at_0": float(mdist[vshift]),
+    }

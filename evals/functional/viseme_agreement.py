@@ -32,9 +32,13 @@ __all__ = [
 SIL = VISEMES.index("sil")
 
 COARTICULATION: dict[str, float] = {
-    "lead_s": 0.03, "anticipation_s": 0.05, "carryover_s": 0.035, "smoothing_s": 0.012,
-    "min_pause_s": 0.15, "pause_ramp_s": 0.08,
-}  # fmt: skip
+    "lead_s": 0.03,
+    "anticipation_s": 0.05,
+    "carryover_s": 0.035,
+    "smoothing_s": 0.012,
+    "min_pause_s": 0.15,
+    "pause_ramp_s": 0.08,
+}
 """Defaults of ``coarticulate`` (``configs/motion/default.yaml``); pass the run's own to match."""
 
 
@@ -52,9 +56,11 @@ def track_visemes(track: MotionTrack) -> np.ndarray:
 
 
 def reference_visemes(
-    timeline: PhonemeTimeline, n_frames: int, fps: float,
+    timeline: PhonemeTimeline,
+    n_frames: int,
+    fps: float,
     coarticulation: Mapping[str, float] | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """The (T, V) coarticulated viseme weights of known phoneme timings (rows sum to 1).
 
     Args:
@@ -77,8 +83,10 @@ def _viseme_agreement_update(visemes: Any, target_visemes: Any) -> tuple[float, 
     agree = n = agree_sp = n_sp = 0.0
     for p, t in zip(preds, targets, strict=True):
         if p.shape != t.shape or p.shape[-1] != len(VISEMES):
-            raise ValueError(f"visemes and target_visemes must both be (T, {len(VISEMES)}), "
-                             f"got {p.shape} vs {t.shape}")  # fmt: skip
+            raise ValueError(
+                f"visemes and target_visemes must both be (T, {len(VISEMES)}), "
+                f"got {p.shape} vs {t.shape}"
+            )
         ok = np.isfinite(p).all(1) & np.isfinite(t).all(1)
         same = (p.argmax(1) == t.argmax(1)) & ok
         speech = ok & (t.argmax(1) != SIL)
@@ -87,8 +95,9 @@ def _viseme_agreement_update(visemes: Any, target_visemes: Any) -> tuple[float, 
     return float(agree), float(n), float(agree_sp), float(n_sp)
 
 
-def _viseme_agreement_compute(agree: float, n: float, agree_sp: float, n_sp: float
-                              ) -> dict[str, float]:  # fmt: skip
+def _viseme_agreement_compute(
+    agree: float, n: float, agree_sp: float, n_sp: float
+) -> dict[str, float]:
     nan = float("nan")
     return {"agreement": agree / n if n else nan, "speech": agree_sp / n_sp if n_sp else nan}
 

@@ -53,14 +53,19 @@ class ClipBackboneMetric(BackboneMetric):
     label: ClassVar[str] = "this metric"
     outputs: ClassVar[tuple[str, ...]] = ()
 
-    def _score_clip(self, frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray,
-                    sample_rate: int, model: Any) -> dict[str, float] | None:  # fmt: skip
+    def _score_clip(
+        self,
+        frames: np.ndarray,
+        landmarks: np.ndarray,
+        audio: np.ndarray,
+        sample_rate: int,
+        model: Any,
+    ) -> dict[str, float] | None:
         """``outputs`` of one clip: (T, H, W, 3) uint8 RGB frames, (T, P, 3) landmarks, (S,)
         audio; None when no frame has a face."""
         raise NotImplementedError
 
-    def update(self, video: Any, landmarks: Any, audio: Any, sample_rate: int,
-               fps: float) -> None:  # fmt: skip
+    def update(self, video: Any, landmarks: Any, audio: Any, sample_rate: int, fps: float) -> None:
         """Adds clips: (B, T, 3, H, W) video (uint8, or float in [0, 1]), (B, T, P, 3)
         landmarks in pixels, (B, S) mono audio in [-1, 1] from frame 0."""
         if abs(float(fps) - self.fps) > 1e-3:
@@ -72,13 +77,15 @@ class ClipBackboneMetric(BackboneMetric):
             frames = as_numpy(clip, None)
             if frames.dtype != np.uint8:
                 frames = np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
-            out = self._score_clip(np.moveaxis(frames, 1, -1), as_numpy(lm), as_numpy(wav),
-                                   int(sample_rate), model)  # fmt: skip
+            out = self._score_clip(
+                np.moveaxis(frames, 1, -1), as_numpy(lm), as_numpy(wav), int(sample_rate), model
+            )
             if out is None:
                 raise MetricNotApplicable("no face in the clip")
             self._add([out[k] for k in self.outputs] + [1.0])
 
     def compute(self) -> dict[str, torch.Tensor]:
         *sums, n = self._sums()
-        return self._tensors({k: s / n if n else float("nan")
-                              for k, s in zip(self.outputs, sums, strict=True)})  # fmt: skip
+        return self._tensors(
+            {k: s / n if n else float("nan") for k, s in zip(self.outputs, sums, strict=True)}
+        )

@@ -61,10 +61,14 @@ class ArcFaceCSIM(BackboneMetric):
     _sum_states = ("s_mean", "s_best", "faces", "sampled")
 
     def __init__(
-        self, embedder: ArcFaceEmbedder | None = None, *, sample_every: int = 10,
+        self,
+        embedder: ArcFaceEmbedder | None = None,
+        *,
+        sample_every: int = 10,
         registry: WeightsRegistry | None = None,
-        locate: Callable[[np.ndarray], np.ndarray | None] | None = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        locate: Callable[[np.ndarray], np.ndarray | None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(sample_every, int) or sample_every < 1:
             raise ValueError(f"sample_every must be an int >= 1, got {sample_every!r}")
         super().__init__(embedder, **kwargs)
@@ -77,11 +81,17 @@ class ArcFaceCSIM(BackboneMetric):
         self, video: Any, landmarks: Any, references: Any, reference_landmarks: Any = None
     ) -> None:
         """Adds clips: (B, T, 3, H, W) video, (B, T, 478, 3) landmarks, R reference images."""
-        self._add(_arcface_csim_update(
-            video, landmarks, references, self._backbone(),
-            reference_landmarks=reference_landmarks, sample_every=self.sample_every,
-            locate=self.locate,
-        ))  # fmt: skip
+        self._add(
+            _arcface_csim_update(
+                video,
+                landmarks,
+                references,
+                self._backbone(),
+                reference_landmarks=reference_landmarks,
+                sample_every=self.sample_every,
+                locate=self.locate,
+            )
+        )
 
     def compute(self) -> dict[str, torch.Tensor]:
         return self._tensors(_csim_compute(*self._sums()))

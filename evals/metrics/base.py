@@ -40,11 +40,13 @@ class EvalMetric(Metric):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         for name in self._sum_states:
-            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64),
-                           dist_reduce_fx="sum")  # fmt: skip
+            self.add_state(
+                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
+            )
         for name in self._max_states:
-            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64),
-                           dist_reduce_fx="max")  # fmt: skip
+            self.add_state(
+                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max"
+            )
 
     def _add(self, values: Sequence[float]) -> None:
         """Adds one ``_update`` result to the sum states, in ``_sum_states`` order."""

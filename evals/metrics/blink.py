@@ -35,9 +35,13 @@ class BlinkRate(EvalMetric):
     _sum_states = ("blinks", "seconds", "n_clips")
 
     def __init__(
-        self, *, ratio: float = 0.6, noise_k: float = 4.0, max_duration_s: float = 1.0,
+        self,
+        *,
+        ratio: float = 0.6,
+        noise_k: float = 4.0,
+        max_duration_s: float = 1.0,
         **kwargs: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if not 0 < ratio < 1 or not noise_k > 0 or not max_duration_s > 0:
             raise ValueError(
                 f"need 0 < ratio < 1, noise_k > 0, max_duration_s > 0; got {ratio}, {noise_k}, "

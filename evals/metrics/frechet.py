@@ -61,8 +61,11 @@ class FrechetDistance(EvalMetric):
 
     def compute(self) -> torch.Tensor:
         stats = [
-            as_numpy(getattr(self, f"{side}_{k}")) for side in ("ref", "test")
+            as_numpy(getattr(self, f"{side}_{k}"))
+            for side in ("ref", "test")
             for k in ("sum", "outer", "n")
-        ]  # fmt: skip
-        return torch.tensor(_frechet_compute(*stats[:2], float(stats[2]), *stats[3:5],
-                                             float(stats[5])), dtype=torch.float64)  # fmt: skip
+        ]
+        return torch.tensor(
+            _frechet_compute(*stats[:2], float(stats[2]), *stats[3:5], float(stats[5])),
+            dtype=torch.float64,
+        )

@@ -76,11 +76,13 @@ class _IdentityMetric(BackboneMetric):
         """(per clip (N, D) descriptors, NaN rows: no face; (R, D) references; frame indices)."""
         emb = self._backbone()
         refs_in: Sequence[Any] = (
-            list(references) if not isinstance(references, np.ndarray | torch.Tensor)
+            list(references)
+            if not isinstance(references, np.ndarray | torch.Tensor)
             else list(as_numpy(references, None))
-        )  # fmt: skip
-        refs = [e for e in (emb.embed(_to_rgb8(as_numpy(r, None))) for r in refs_in)
-                if e is not None]  # fmt: skip
+        )
+        refs = [
+            e for e in (emb.embed(_to_rgb8(as_numpy(r, None))) for r in refs_in) if e is not None
+        ]
         if not refs:
             raise MetricNotApplicable(f"no face found in any of {len(refs_in)} reference images")
         dim = len(refs[0])
@@ -88,8 +90,11 @@ class _IdentityMetric(BackboneMetric):
         for clip in as_clips(video, 4, "video", dtype=None):
             idx = np.arange(0, len(clip), self.sample_every)
             rows = [emb.embed(_to_rgb8(clip[i])) for i in idx]
-            clips.append(np.stack([np.full(dim, np.nan) if r is None else r for r in rows])
-                         if rows else np.zeros((0, dim)))  # fmt: skip
+            clips.append(
+                np.stack([np.full(dim, np.nan) if r is None else r for r in rows])
+                if rows
+                else np.zeros((0, dim))
+            )
             indices.append(idx)
         return clips, np.stack(refs), indices
 
@@ -120,15 +125,22 @@ class IdentityDistance(_IdentityMetric):
 
     higher_is_better = False
     directions: ClassVar[dict[str, bool | None]] = {
-        "distance": False, "max": False, "same_person": True, "no_face": False,
-    }  # fmt: skip
+        "distance": False,
+        "max": False,
+        "same_person": True,
+        "no_face": False,
+    }
     _sum_states = ("s_dist", "n_face", "n_frames", "n_same")
     _max_states = ("worst",)
 
     def __init__(
-        self, *, embedder: FaceEmbedder | None = None, sample_every: int = 10,
-        threshold: float = SAME_PERSON_THRESHOLD, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        embedder: FaceEmbedder | None = None,
+        sample_every: int = 10,
+        threshold: float = SAME_PERSON_THRESHOLD,
+        **kwargs: Any,
+    ) -> None:
         if not threshold > 0:
             raise ValueError(f"threshold must be > 0, got {threshold}")
         super().__init__(embedder=embedder, sample_every=sample_every, **kwargs)
@@ -206,14 +218,20 @@ class IdentityDrift(_IdentityMetric):
     """  # noqa: E501
 
     higher_is_better = False
-    directions: ClassVar[dict[str, bool | None]] = {"slope_per_min": False,
-                                                    "late_minus_early": False}  # fmt: skip
+    directions: ClassVar[dict[str, bool | None]] = {
+        "slope_per_min": False,
+        "late_minus_early": False,
+    }
     _sum_states = ("s_slope", "s_late", "n_clips")
 
     def __init__(
-        self, *, embedder: FaceEmbedder | None = None, sample_every: int = 10, min_faces: int = 3,
+        self,
+        *,
+        embedder: FaceEmbedder | None = None,
+        sample_every: int = 10,
+        min_faces: int = 3,
         **kwargs: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if not isinstance(min_faces, int) or min_faces < 2:
             raise ValueError(f"min_faces must be an int >= 2, got {min_faces!r}")
         super().__init__(embedder=embedder, sample_every=sample_every, **kwargs)

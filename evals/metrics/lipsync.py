@@ -47,9 +47,12 @@ class LipSyncOffset(EvalMetric):
 
     higher_is_better = False
     directions: ClassVar[dict[str, bool | None]] = {
-        "offset": None, "offset_abs": False, "confidence": True, "corr_at_0": True,
+        "offset": None,
+        "offset_abs": False,
+        "confidence": True,
+        "corr_at_0": True,
         "defined": True,
-    }  # fmt: skip
+    }
     _sum_states = ("s_off", "s_abs", "s_conf", "s_zero", "n_sync", "n_clips")
 
     def __init__(self, *, max_offset: int = 8, min_pairs: int = 10, **kwargs: Any) -> None:
@@ -93,22 +96,31 @@ class MouthClosure(EvalMetric):
 
     higher_is_better = True
     directions: ClassVar[dict[str, bool | None]] = {
-        "closed_fraction": True, "pauses_closed": True, "max_aperture": False, "n_pauses": None,
-    }  # fmt: skip
+        "closed_fraction": True,
+        "pauses_closed": True,
+        "max_aperture": False,
+        "n_pauses": None,
+    }
     _sum_states = ("closed", "scored", "n_closed", "n_pauses", "s_max")
 
     def __init__(
-        self, *, min_pause_s: float = 0.3, threshold: float = 0.06, silence_db: float = -35.0,
-        margin_s: float = 0.08, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        min_pause_s: float = 0.3,
+        threshold: float = 0.06,
+        silence_db: float = -35.0,
+        margin_s: float = 0.08,
+        **kwargs: Any,
+    ) -> None:
         if not min_pause_s > 0 or not threshold > 0 or not silence_db < 0 or margin_s < 0:
             raise ValueError(
                 "need min_pause_s > 0, threshold > 0, silence_db < 0, margin_s >= 0; got "
                 f"{min_pause_s}, {threshold}, {silence_db}, {margin_s}"
             )
         super().__init__(**kwargs)
-        self.kw = dict(min_pause_s=min_pause_s, threshold=threshold, silence_db=silence_db,
-                       margin_s=margin_s)  # fmt: skip
+        self.kw = dict(
+            min_pause_s=min_pause_s, threshold=threshold, silence_db=silence_db, margin_s=margin_s
+        )
 
     def update(self, aperture: Any, level_db: Any, fps: Any) -> None:
         """Adds clips: (B, T) aperture and level in dB, their fps."""
@@ -137,8 +149,10 @@ class MouthMotion(EvalMetric):
 
     higher_is_better = True
     directions: ClassVar[dict[str, bool | None]] = {
-        "speech": None, "silence": False, "contrast": True,
-    }  # fmt: skip
+        "speech": None,
+        "silence": False,
+        "contrast": True,
+    }
     _sum_states = ("s_speech", "n_speech", "s_silence", "n_silence")
 
     def __init__(

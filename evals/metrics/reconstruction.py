@@ -95,9 +95,13 @@ class LPIPS(BackboneMetric):
     _sum_states = ("total", "frames")
 
     def __init__(
-        self, model: torch.nn.Module | None = None, *, net: str = "alex",
-        registry: WeightsRegistry | None = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        model: torch.nn.Module | None = None,
+        *,
+        net: str = "alex",
+        registry: WeightsRegistry | None = None,
+        **kwargs: Any,
+    ) -> None:
         if net not in LPIPS_WEIGHTS:
             raise ValueError(f"net must be one of {sorted(LPIPS_WEIGHTS)}, got {net!r}")
         super().__init__(model, **kwargs)

@@ -106,8 +106,9 @@ class LandmarkDistance(EvalMetric):
 
     def update(self, landmarks: Any, target_landmarks: Any) -> None:
         """Adds clips: (B, T, P, 2|3) render and ground-truth landmarks."""
-        self._add(_landmark_distance_update(landmarks, target_landmarks, self.points,
-                                            self.normalize))  # fmt: skip
+        self._add(
+            _landmark_distance_update(landmarks, target_landmarks, self.points, self.normalize)
+        )
 
     def compute(self) -> torch.Tensor:
         return torch.tensor(_landmark_distance_compute(*self._sums()), dtype=torch.float64)
@@ -154,8 +155,11 @@ class HeadMotionStats(EvalMetric):
     """
 
     directions: ClassVar[dict[str, bool | None]] = {
-        "yaw_std": None, "pitch_std": None, "roll_std": None, "speed": None,
-    }  # fmt: skip
+        "yaw_std": None,
+        "pitch_std": None,
+        "roll_std": None,
+        "speed": None,
+    }
     _sum_states = ("s_yaw", "s_pitch", "s_roll", "s_speed", "n_clips")
 
     def update(self, pose: Any, fps: Any) -> None:

@@ -33,15 +33,24 @@ class SyncExpertScore(ClipBackboneMetric):
 
     higher_is_better = None
     directions: ClassVar[dict[str, bool | None]] = {
-        "offset": None, "offset_abs": False, "distance": False, "confidence": True,
+        "offset": None,
+        "offset_abs": False,
+        "distance": False,
+        "confidence": True,
         "dist_at_0": False,
-    }  # fmt: skip
+    }
     label = "the sync expert"
     outputs = ("offset", "offset_abs", "distance", "confidence", "dist_at_0")
     _sum_states = ("s_off", "s_abs", "s_d", "s_c", "s_d0", "clips")
 
-    def __init__(self, model: Any = None, *, ckpt_path: str | Path | None = None,
-                 max_offset: int = 15, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        ckpt_path: str | Path | None = None,
+        max_offset: int = 15,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(max_offset, int) or max_offset < 1:
             raise ValueError(f"max_offset must be an int >= 1, got {max_offset!r}")
         super().__init__(model, **kwargs)
@@ -50,8 +59,15 @@ class SyncExpertScore(ClipBackboneMetric):
     def _load(self) -> Any:
         return load_sync_expert(self.ckpt_path)
 
-    def _score_clip(self, frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray,
-                    sample_rate: int, model: Any) -> dict[str, float] | None:  # fmt: skip
-        out = expert_scores(frames, landmarks, audio, sample_rate, model,
-                            max_offset=self.max_offset)  # fmt: skip
+    def _score_clip(
+        self,
+        frames: np.ndarray,
+        landmarks: np.ndarray,
+        audio: np.ndarray,
+        sample_rate: int,
+        model: Any,
+    ) -> dict[str, float] | None:
+        out = expert_scores(
+            frames, landmarks, audio, sample_rate, model, max_offset=self.max_offset
+        )
         return None if out is None else out | {"offset_abs": abs(out["offset"])}

@@ -38,14 +38,24 @@ class SyncNetLSE(ClipBackboneMetric):
 
     higher_is_better = False
     directions: ClassVar[dict[str, bool | None]] = {
-        "d": False, "c": True, "offset": None, "offset_abs": False, "dist_at_0": False,
-    }  # fmt: skip
+        "d": False,
+        "c": True,
+        "offset": None,
+        "offset_abs": False,
+        "dist_at_0": False,
+    }
     label = "SyncNet"
     outputs = ("d", "c", "offset", "offset_abs", "dist_at_0")
     _sum_states = ("s_d", "s_c", "s_off", "s_abs", "s_d0", "clips")
 
-    def __init__(self, model: SyncNetModel | None = None, *, vshift: int = 15,
-                 registry: WeightsRegistry | None = None, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: SyncNetModel | None = None,
+        *,
+        vshift: int = 15,
+        registry: WeightsRegistry | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(vshift, int) or vshift < 0:
             raise ValueError(f"vshift must be an int >= 0, got {vshift!r}")
         super().__init__(model, **kwargs)
@@ -54,11 +64,22 @@ class SyncNetLSE(ClipBackboneMetric):
     def _load(self) -> SyncNetModel:
         return load_syncnet(registry=self.registry)
 
-    def _score_clip(self, frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray,
-                    sample_rate: int, model: Any) -> dict[str, float] | None:  # fmt: skip
+    def _score_clip(
+        self,
+        frames: np.ndarray,
+        landmarks: np.ndarray,
+        audio: np.ndarray,
+        sample_rate: int,
+        model: Any,
+    ) -> dict[str, float] | None:
         crops = face_crops(frames, landmarks)
         if crops is None:
             return None
         out = lse(crops, resample(audio, sample_rate, SAMPLE_RATE), model, vshift=self.vshift)
-        return {"d": out["lse_d"], "c": out["lse_c"], "offset": out["offset"],
-                "offset_abs": abs(out["offset"]), "dist_at_0": out["dist_at_0"]}  # fmt: skip
+        return {
+            "d": out["lse_d"],
+            "c": out["lse_c"],
+            "offset": out["offset"],
+            "offset_abs": abs(out["offset"]),
+            "dist_at_0": out["dist_at_0"],
+        }

@@ -150,9 +150,16 @@ def test_load_from_checkpoint_alone(net, tmp_path):
         from avatar.lit.audio2motion_module import Audio2MotionLitModule
         from avatar.motion.learned import CONFIG_KEY, net_config
 
-        lit = Audio2MotionLitModule(net=net, optimizer=torch.optim.Adam, scheduler=None,
-            scheduler_interval="step", mouth_weight=1.0, viseme_weight=0.1,
-            velocity_weight=0.0, compile=False)  # fmt: skip
+        lit = Audio2MotionLitModule(
+            net=net,
+            optimizer=torch.optim.Adam,
+            scheduler=None,
+            scheduler_interval="step",
+            mouth_weight=1.0,
+            viseme_weight=0.1,
+            velocity_weight=0.0,
+            compile=False,
+        )
         raw = tmp_path / "lit.ckpt"
         torch.save({"state_dict": lit.state_dict(), CONFIG_KEY: net_config(net)}, raw)
         path = export_checkpoint(raw, tmp_path / "a2m.ckpt")

@@ -21,7 +21,8 @@ from avatar.pipeline import Audio
 _spec = importlib.util.find_spec("pyannote")
 SAMPLE = (
     Path(next(iter(_spec.submodule_search_locations))) / "audio" / "sample" / "sample.wav"
-    if _spec and _spec.submodule_search_locations else None
+    if _spec and _spec.submodule_search_locations
+    else None
 )
 pytestmark = pytest.mark.skipif(
     SAMPLE is None or not SAMPLE.exists(), reason="pyannote.audio sample absent (make install)"
@@ -108,10 +109,19 @@ def test_cli_lipsyncs_a_wav_and_carries_its_audio(excerpt, tmp_path, identity_ca
     out = tmp_path / "cli.mp4"
     exe = str(Path(sys.executable).with_name("avatar-render"))
     proc = subprocess.run(
-        [exe, f"audio={wav}", f'transcript="{TRANSCRIPT}"', f"out={out}", "renderer.size=128",
-         f"identity.cache_dir={identity_cache}", f"hydra.run.dir={tmp_path / 'h'}"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            exe,
+            f"audio={wav}",
+            f'transcript="{TRANSCRIPT}"',
+            f"out={out}",
+            "renderer.size=128",
+            f"identity.cache_dir={identity_cache}",
+            f"hydra.run.dir={tmp_path / 'h'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     clip = read_mp4(out)
     given, rate = read_audio(wav)

@@ -27,13 +27,18 @@ FPS, SIZE, N_FRAMES, SR = 25, 128, 50, 24000
 CLICK_S = 0.75
 
 
-
 def _small_writer(path: Path) -> Mp4Writer:
     """A 64x64 writer with cheap encoder settings."""
     return Mp4Writer(
-        path, fps=FPS, size=(64, 64), sample_rate=SR, crf=23, preset="ultrafast",
+        path,
+        fps=FPS,
+        size=(64, 64),
+        sample_rate=SR,
+        crf=23,
+        preset="ultrafast",
         audio_bitrate=64000,
-    )  # fmt: skip
+    )
+
 
 def _frames(n: int, size: int = SIZE) -> np.ndarray:
     """(n, size, size, 3) uint8: a smooth gradient that drifts a pixel per frame."""

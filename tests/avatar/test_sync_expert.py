@@ -21,8 +21,13 @@ from avatar.data.sync_datamodule import SyncWindows, augment_crops, window_speak
 from avatar.lit.sync_expert_module import segment_offsets
 from avatar.modules.sync_expert import SyncExpert, offset_distances
 
-BASE = ["model=sync_expert_tiny", "data=sync_synthetic", "trainer=cpu", "~logger",
-        "callbacks.model_checkpoint.monitor=val/loss"]  # fmt: skip
+BASE = [
+    "model=sync_expert_tiny",
+    "data=sync_synthetic",
+    "trainer=cpu",
+    "~logger",
+    "callbacks.model_checkpoint.monitor=val/loss",
+]
 
 
 def compose_train(tmp: Path, overrides: list[str]) -> DictConfig:
@@ -39,8 +44,16 @@ def _face(size: int = 256, roll_deg: float = 0.0, jaw: float = 0.0):
     pts[RIGHT_EYE[0], :2], pts[RIGHT_EYE[1], :2] = (cx - 0.75 * d, cy), (cx - 0.25 * d, cy)
     pts[LEFT_EYE[1], :2], pts[LEFT_EYE[0], :2] = (cx + 0.25 * d, cy), (cx + 0.75 * d, cy)
     mouth_y = cy + 1.3 * d
-    cv2.ellipse(img, (int(cx), int(mouth_y)), (int(0.5 * d), int(4 + jaw * 0.3 * d)), 0, 0, 360,
-                (20, 20, 20), -1)  # fmt: skip
+    cv2.ellipse(
+        img,
+        (int(cx), int(mouth_y)),
+        (int(0.5 * d), int(4 + jaw * 0.3 * d)),
+        0,
+        0,
+        360,
+        (20, 20, 20),
+        -1,
+    )
     cv2.circle(img, (int(cx - 0.5 * d), int(cy)), 6, (250, 250, 250), -1)
     cv2.circle(img, (int(cx + 0.5 * d), int(cy)), 6, (250, 250, 250), -1)
     m = cv2.getRotationMatrix2D((cx, cy), roll_deg, 1.0)
@@ -94,8 +107,16 @@ def test_window_speaking() -> None:
     speaking = np.zeros(12, bool)
     speaking[6] = True
     flags = window_speaking(speaking)
-    assert flags.shape == (8,) and flags.tolist() == [False, False, True, True, True, True, True,
-                                                       False]  # fmt: skip
+    assert flags.shape == (8,) and flags.tolist() == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_offset_distances_sign_and_shape() -> None:
@@ -147,10 +168,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, DictC
     from avatar.train import train
 
     tmp = tmp_path_factory.mktemp("sync-train")
-    cfg = compose_train(tmp, [
-        *BASE, f"data.corpus.cache_dir={tmp / 'clips'}", "trainer.max_steps=6",
-        f"data.corpus.speech.cache_dir={tmp / 'speech'}", f"export_ckpt={tmp / 'expert.ckpt'}",
-    ])  # fmt: skip
+    cfg = compose_train(
+        tmp,
+        [
+            *BASE,
+            f"data.corpus.cache_dir={tmp / 'clips'}",
+            "trainer.max_steps=6",
+            f"data.corpus.speech.cache_dir={tmp / 'speech'}",
+            f"export_ckpt={tmp / 'expert.ckpt'}",
+        ],
+    )
     metrics, objects = train(cfg)
     return metrics, tmp / "expert.ckpt", cfg
 
@@ -177,8 +204,7 @@ def test_corpus_splits_faces_and_voices(trained) -> None:
         assert (c.split == "test") == (c.face in corpus.heldout_faces)
         assert len(c.audio) == 640 * len(c.crops) == 640 * len(c.speaking)
         assert c.speaking.any() and not c.speaking.all()  # speech with silence at the ends
-    train = SyncWindows([c for c in clips if c.split == "train"], window=8, length=3,
-                        augment=True)  # fmt: skip
+    train = SyncWindows([c for c in clips if c.split == "train"], window=8, length=3, augment=True)
     item = train[0]
     assert item["video"].shape == (8, 48, 96) and item["audio"].shape == (8 * 640,)
     assert item["speaking"].shape == (4,) and item["speaking"].sum() >= 3

@@ -37,8 +37,9 @@ def speech_clip(tmp_path_factory: pytest.TempPathFactory, identity_cache: Path) 
     clip = read_mp4(out)
     track = track_video(clip.frames, clip.fps)
     assert track.detection_rate == 1.0
-    return SpeechClip(out, clip.frames, clip.fps, clip.audio, clip.sample_rate,
-                      mouth_aperture(track.landmarks))  # fmt: skip
+    return SpeechClip(
+        out, clip.frames, clip.fps, clip.audio, clip.sample_rate, mouth_aperture(track.landmarks)
+    )
 
 
 class MeanColourEmbedder:

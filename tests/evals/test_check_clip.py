@@ -14,14 +14,31 @@ from avatar.errors import WeightsMissingError
 from evals import check_clip as cc
 
 KEYS = {
-    "media/video_codec", "media/audio_codec", "media/width", "media/height", "media/fps",
-    "media/n_frames", "media/video_duration", "media/audio_duration", "media/duration_diff_frames",
-    "face/detection_rate", "lipsync/av_offset_frames", "lipsync/av_confidence",
-    "lipsync/n_pauses", "lipsync/pause_max_aperture", "lipsync/pauses_all_closed",
-    "lipsync/pause_closed_fraction", "lipsync/aperture_speech", "lipsync/aperture_silence",
-    "blink/count", "blink/rate_per_min", "blink/required", "blink/ok", "identity/mean",
+    "media/video_codec",
+    "media/audio_codec",
+    "media/width",
+    "media/height",
+    "media/fps",
+    "media/n_frames",
+    "media/video_duration",
+    "media/audio_duration",
+    "media/duration_diff_frames",
+    "face/detection_rate",
+    "lipsync/av_offset_frames",
+    "lipsync/av_confidence",
+    "lipsync/n_pauses",
+    "lipsync/pause_max_aperture",
+    "lipsync/pauses_all_closed",
+    "lipsync/pause_closed_fraction",
+    "lipsync/aperture_speech",
+    "lipsync/aperture_silence",
+    "blink/count",
+    "blink/rate_per_min",
+    "blink/required",
+    "blink/ok",
+    "identity/mean",
     "identity/max",
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +96,10 @@ def test_cli_rejects_bad_arguments(tmp_path: Path) -> None:
         cc.main(["video=x.mp4", "sample_every=often"])
     assert cc.main([f"video={tmp_path / 'absent.mp4'}"]) == 2
     assert cc._parse(["video=a.mp4", "reference=x.png,y.png", "reference=z.png"])["references"] == [
-        "x.png", "y.png", "z.png",
-    ]  # fmt: skip
+        "x.png",
+        "y.png",
+        "z.png",
+    ]
 
 
 def test_identity_skipped_without_weights(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,8 +10,12 @@ import pytest
 from avatar.errors import ConfigValueError
 from evals.compare import compare, load_baseline
 
-DIRS = {"lipsync/av_confidence": True, "lipsync/av_offset_abs": False, "speed/rtf": False,
-        "stability/blink_rate": None}  # fmt: skip
+DIRS = {
+    "lipsync/av_confidence": True,
+    "lipsync/av_offset_abs": False,
+    "speed/rtf": False,
+    "stability/blink_rate": None,
+}
 
 
 def test_regressions_follow_the_metric_direction() -> None:
@@ -24,18 +28,26 @@ def test_regressions_follow_the_metric_direction() -> None:
     assert compare(within, base, th, DIRS) == []
     worse = {"r/lipsync/av_confidence": 0.3, "r/lipsync/av_offset_abs": 2.0, "r/speed/rtf": 0.31}
     regs = compare(worse, base, th, DIRS)
-    assert [r.key for r in regs] == ["r/lipsync/av_confidence", "r/lipsync/av_offset_abs",
-                                     "r/speed/rtf"]  # fmt: skip
+    assert [r.key for r in regs] == [
+        "r/lipsync/av_confidence",
+        "r/lipsync/av_offset_abs",
+        "r/speed/rtf",
+    ]
     assert regs[2].tolerance == pytest.approx(0.1) and "lower is better" in str(regs[2])
 
 
 def test_undefined_values_regress_and_new_metrics_are_not_compared() -> None:
     th = {"lipsync/av_confidence": 0.1}
-    assert compare({"r/lipsync/av_confidence": float("nan")}, {"r/lipsync/av_confidence": 0.5},
-                   th, DIRS)[0].current != 0.5  # fmt: skip
+    assert (
+        compare(
+            {"r/lipsync/av_confidence": float("nan")}, {"r/lipsync/av_confidence": 0.5}, th, DIRS
+        )[0].current
+        != 0.5
+    )
     assert compare({"r/lipsync/av_confidence": 0.1}, {}, th, DIRS) == []
-    assert compare({"r/lipsync/av_confidence": 0.1}, {"r/lipsync/av_confidence": None}, th,
-                   DIRS) == []  # fmt: skip
+    assert (
+        compare({"r/lipsync/av_confidence": 0.1}, {"r/lipsync/av_confidence": None}, th, DIRS) == []
+    )
 
 
 def test_bad_thresholds_fail() -> None:

@@ -16,8 +16,9 @@ SUITES = sorted(p.stem for p in (configs_dir() / "suite").glob("*.yaml"))
 @pytest.mark.parametrize("option", SUITES)
 def test_suite_option_instantiates(option: str) -> None:
     cfg = compose("eval", [f"suite={option}"])
-    suite = Suite({g: {n: instantiate(m) for n, m in cfg.suite[g].metrics.items()}
-                   for g in cfg.suite})  # fmt: skip
+    suite = Suite(
+        {g: {n: instantiate(m) for n, m in cfg.suite[g].metrics.items()} for g in cfg.suite}
+    )
     thresholds = {f"{g}/{k}": v for g in cfg.suite for k, v in cfg.suite[g].thresholds.items()}
     assert thresholds, "every suite sets regression thresholds"
     compare({}, {}, thresholds, suite.directions())  # raises on a threshold for no metric

@@ -33,15 +33,18 @@ def _tiny_arcface(path: Path) -> np.ndarray:
 
     w = np.random.default_rng(0).standard_normal((3 * 14 * 14, ARC_DIM)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("AveragePool", ["input"], ["p"], kernel_shape=[POOL, POOL],
-                          strides=[POOL, POOL]),
-         helper.make_node("Flatten", ["p"], ["f"], axis=1),
-         helper.make_node("MatMul", ["f", "w"], ["embedding"])],
+        [
+            helper.make_node(
+                "AveragePool", ["input"], ["p"], kernel_shape=[POOL, POOL], strides=[POOL, POOL]
+            ),
+            helper.make_node("Flatten", ["p"], ["f"], axis=1),
+            helper.make_node("MatMul", ["f", "w"], ["embedding"]),
+        ],
         "tiny_arcface",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 112, 112])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", ARC_DIM])],
         [numpy_helper.from_array(w, "w")],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -74,24 +77,38 @@ def test_arcface_csim_with_a_model_in_the_weights_directory(tmp_path: Path) -> N
     video = torch.from_numpy(np.stack([img, other])).permute(0, 3, 1, 2)[None]  # (1, 2, 3, H, W)
     lms = torch.from_numpy(np.stack([lm, lm]))[None]
     out = ArcFaceCSIM(sample_every=1, registry=reg)(video, lms, [img], reference_landmarks=[lm])
-    sims = emb @ ArcFaceEmbedder(tmp_path / "arcface" / "w600k_r50.onnx").embed(
-        align_face(other, five_points(lm))[None]).T  # fmt: skip
+    sims = (
+        emb
+        @ ArcFaceEmbedder(tmp_path / "arcface" / "w600k_r50.onnx")
+        .embed(align_face(other, five_points(lm))[None])
+        .T
+    )
     assert out["csim"].item() == pytest.approx((1.0 + sims.item()) / 2, abs=1e-6)
     assert out["no_face"].item() == 0.0
 
 
 def test_arcface_csim_skips_without_its_model(tmp_path: Path) -> None:
     (tmp_path / "arcface").mkdir()
-    reg = WeightsRegistry(directory=tmp_path, entries={"arcface": {
-        "file": "arcface/w600k_r50.onnx", "sha256": None, "licence": "x", "used_by": "x"}},
-        strict=False)  # fmt: skip
+    reg = WeightsRegistry(
+        directory=tmp_path,
+        entries={
+            "arcface": {
+                "file": "arcface/w600k_r50.onnx",
+                "sha256": None,
+                "licence": "x",
+                "used_by": "x",
+            }
+        },
+        strict=False,
+    )
     img, lm = _face(0)
     video = torch.from_numpy(img).permute(2, 0, 1)[None, None]
     with pytest.raises(WeightsMissingError, match="weights arcface absent"):
         ArcFaceCSIM(registry=reg)(video, torch.from_numpy(lm)[None, None], [img])
     suite = Suite({"identity": {"arcface": ArcFaceCSIM(registry=reg)}})
-    _, skipped = suite.score_clip({"video": video, "landmarks": torch.from_numpy(lm)[None, None],
-                                   "references": [img]})  # fmt: skip
+    _, skipped = suite.score_clip(
+        {"video": video, "landmarks": torch.from_numpy(lm)[None, None], "references": [img]}
+    )
     assert skipped["identity/arcface"].startswith("skipped: weights arcface absent")
 
 
@@ -100,8 +117,11 @@ def test_arcface_hash_mismatch_is_a_skip_reason(tmp_path: Path) -> None:
     reg = _registry(tmp_path, "arcface", "arcface.onnx", pinned=False)
     img, lm = _face(0)
     with pytest.raises(WeightsMissingError, match="sha256"):
-        ArcFaceCSIM(registry=reg)(torch.from_numpy(img).permute(2, 0, 1)[None, None],
-                                  torch.from_numpy(lm)[None, None], [img])  # fmt: skip
+        ArcFaceCSIM(registry=reg)(
+            torch.from_numpy(img).permute(2, 0, 1)[None, None],
+            torch.from_numpy(lm)[None, None],
+            [img],
+        )
 
 
 def _sync_clip(n: int = 12) -> dict[str, object]:
@@ -112,8 +132,13 @@ def _sync_clip(n: int = 12) -> dict[str, object]:
     lm[..., 0] = np.linspace(20, 44, 478)
     lm[..., 1] = np.linspace(16, 48, 478)
     audio = torch.from_numpy(rng.uniform(-0.3, 0.3, (1, n * 640)).astype(np.float32))
-    return {"video": video, "landmarks": torch.from_numpy(lm), "audio": audio,
-            "sample_rate": 16000, "fps": 25.0}  # fmt: skip
+    return {
+        "video": video,
+        "landmarks": torch.from_numpy(lm),
+        "audio": audio,
+        "sample_rate": 16000,
+        "fps": 25.0,
+    }
 
 
 def test_syncnet_v2_state_dict_loads_and_scores(tmp_path: Path) -> None:
@@ -141,9 +166,18 @@ def test_syncnet_v2_state_dict_loads_and_scores(tmp_path: Path) -> None:
 def test_syncnet_skips_without_weights(tmp_path: Path) -> None:
     from evals.metrics import MetricNotApplicable, SyncNetLSE
 
-    reg = WeightsRegistry(directory=tmp_path, entries={"syncnet_v2": {
-        "file": "syncnet_v2.model", "sha256": None, "licence": "x", "used_by": "x"}},
-        strict=False)  # fmt: skip
+    reg = WeightsRegistry(
+        directory=tmp_path,
+        entries={
+            "syncnet_v2": {
+                "file": "syncnet_v2.model",
+                "sha256": None,
+                "licence": "x",
+                "used_by": "x",
+            }
+        },
+        strict=False,
+    )
     suite = Suite({"lipsync": {"lse": SyncNetLSE(registry=reg)}})
     _, skipped = suite.score_clip(_sync_clip())
     assert skipped["lipsync/lse"].startswith("skipped: weights syncnet_v2 absent")

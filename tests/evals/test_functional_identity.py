@@ -70,8 +70,9 @@ def test_missing_weights_raise(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
     from evals.functional import identity
 
-    fake = importlib.machinery.ModuleSpec("face_recognition_models", None,
-                                          origin=str(tmp_path / "__init__.py"))
+    fake = importlib.machinery.ModuleSpec(
+        "face_recognition_models", None, origin=str(tmp_path / "__init__.py")
+    )
     monkeypatch.setattr(identity.importlib.util, "find_spec", lambda name: fake)
     with pytest.raises(WeightsMissingError, match="shape_predictor_5_face_landmarks.dat"):
         DlibFaceEmbedder()

@@ -92,8 +92,12 @@ def _astronaut_variants() -> list[np.ndarray]:
 
     img = load_image(EMBEDDED_ASTRONAUT)
     h, w = img.shape[:2]
-    rot = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 8.0, 1.0), (w, h),
-                         borderMode=cv2.BORDER_REFLECT)  # fmt: skip
+    rot = cv2.warpAffine(
+        img,
+        cv2.getRotationMatrix2D((w / 2, h / 2), 8.0, 1.0),
+        (w, h),
+        borderMode=cv2.BORDER_REFLECT,
+    )
     return [
         np.roll(img, (10, -12), axis=(0, 1)),
         np.clip(img.astype(np.int16) + 30, 0, 255).astype(np.uint8),
@@ -108,10 +112,13 @@ def test_identity_ranks_variants_of_one_face_above_other_faces() -> None:
     ref = [load_image(EMBEDDED_ASTRONAUT)]
     others = _other_faces()
     assert len(others) >= 4, "need several other people"
-    same = [IdentityDistance(sample_every=1)(v[None, None], ref)["distance"].item()
-            for v in _astronaut_variants()]  # fmt: skip
-    other = [IdentityDistance(sample_every=1)(o[None, None], ref)["distance"].item()
-             for o in others]  # fmt: skip
+    same = [
+        IdentityDistance(sample_every=1)(v[None, None], ref)["distance"].item()
+        for v in _astronaut_variants()
+    ]
+    other = [
+        IdentityDistance(sample_every=1)(o[None, None], ref)["distance"].item() for o in others
+    ]
     assert max(same) < 0.6 <= min(other), (same, other)
     assert max(same) < min(other)
     variants = _astronaut_variants()

@@ -84,8 +84,10 @@ def test_ssim_is_one_for_identical_and_falls_with_noise() -> None:
     g = torch.Generator().manual_seed(1)
     ref = torch.rand(1, 4, 3, 24, 24, generator=g, dtype=torch.float64)
     assert SSIM()(ref, ref).item() == pytest.approx(1.0, abs=1e-9)
-    noisy = [SSIM()((ref + s * torch.randn(ref.shape, generator=g)).clamp(0, 1), ref).item()
-             for s in (0.02, 0.1, 0.3)]  # fmt: skip
+    noisy = [
+        SSIM()((ref + s * torch.randn(ref.shape, generator=g)).clamp(0, 1), ref).item()
+        for s in (0.02, 0.1, 0.3)
+    ]
     assert 1.0 > noisy[0] > noisy[1] > noisy[2]
     with pytest.raises(ValueError, match="11x11"):
         SSIM()(ref[..., :8, :8], ref[..., :8, :8])
@@ -124,10 +126,16 @@ def _trunk_registry(tmp_path: Path, write: bool) -> WeightsRegistry:
         torch.manual_seed(0)
         torch.save(alexnet(weights=None).state_dict(), path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    entry = {"file": path.name, "sha256": digest or "7be5be79", "licence": "BSD-3-Clause",
-             "used_by": "test", "source": "torch_hub"}  # fmt: skip
-    return WeightsRegistry(directory=tmp_path, entries={"lpips_alex": entry}, strict=False,
-                           hub_dir=tmp_path / "hub")  # fmt: skip
+    entry = {
+        "file": path.name,
+        "sha256": digest or "7be5be79",
+        "licence": "BSD-3-Clause",
+        "used_by": "test",
+        "source": "torch_hub",
+    }
+    return WeightsRegistry(
+        directory=tmp_path, entries={"lpips_alex": entry}, strict=False, hub_dir=tmp_path / "hub"
+    )
 
 
 def test_lpips_skips_without_its_trunk(tmp_path: Path) -> None:

@@ -60,8 +60,11 @@ def _env(rng: np.random.Generator) -> torch.Tensor:
 
 def _sync(rng: np.random.Generator) -> dict[str, Any]:
     env = _env(rng)
-    return {"aperture": 0.3 * torch.roll(env, int(rng.integers(-2, 3)), 1)
-            + 0.02 * torch.from_numpy(rng.random((B, T))), "envelope": env}  # fmt: skip
+    return {
+        "aperture": 0.3 * torch.roll(env, int(rng.integers(-2, 3)), 1)
+        + 0.02 * torch.from_numpy(rng.random((B, T))),
+        "envelope": env,
+    }
 
 
 def _closure(rng: np.random.Generator) -> dict[str, Any]:
@@ -112,8 +115,10 @@ def _visemes(rng: np.random.Generator) -> torch.Tensor:
 
 def _frames16(rng: np.random.Generator) -> dict[str, Any]:
     ref = rng.random((B, 4, 3, 16, 16))
-    return {"video": torch.from_numpy(np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)),
-            "target_video": torch.from_numpy(ref)}  # fmt: skip
+    return {
+        "video": torch.from_numpy(np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)),
+        "target_video": torch.from_numpy(ref),
+    }
 
 
 class TinyPerceptual(torch.nn.Module):
@@ -151,54 +156,103 @@ def _id_fn(fn: Callable[..., Any], with_times: bool = False) -> Callable[[dict[s
 
 
 CASES = [
-    Case("LipSyncOffset", lambda e: LipSyncOffset(max_offset=4),
-         lambda kw: lipsync_offset.lipsync_offset(**kw, max_offset=4), _sync),
-    Case("MouthClosure", lambda e: MouthClosure(), lambda kw: mouth_closure.mouth_closure(**kw),
-         _closure),
+    Case(
+        "LipSyncOffset",
+        lambda e: LipSyncOffset(max_offset=4),
+        lambda kw: lipsync_offset.lipsync_offset(**kw, max_offset=4),
+        _sync,
+    ),
+    Case(
+        "MouthClosure",
+        lambda e: MouthClosure(),
+        lambda kw: mouth_closure.mouth_closure(**kw),
+        _closure,
+    ),
     Case("MouthMotion", lambda e: MouthMotion(), lambda kw: mouth_motion.mouth_motion(**kw), _sync),
     Case("BlinkRate", lambda e: BlinkRate(), lambda kw: blink_rate.blink_rate(**kw), _eyes),
-    Case("LandmarkJitter", lambda e: LandmarkJitter(),
-         lambda kw: landmark_jitter.landmark_jitter(**kw), lambda r: {"landmarks": _landmarks(r)}),
-    Case("LandmarkDistance", lambda e: LandmarkDistance(normalize=True),
-         lambda kw: landmark_distance.landmark_distance(
-             kw["landmarks"], kw["target_landmarks"], normalize=True),
-         lambda r: {"landmarks": _landmarks(r), "target_landmarks": _landmarks(r)}),
-    Case("Flicker", lambda e: Flicker(), lambda kw: flicker.flicker(**kw),
-         lambda r: {"video": _video(r), "static_mask": _mask(r)}),
-    Case("HeadMotionStats", lambda e: HeadMotionStats(),
-         lambda kw: head_motion.head_motion_stats(**kw),
-         lambda r: {"pose": torch.from_numpy(r.normal(size=(B, T, 3))), "fps": FPS}),
-    Case("RealTimeFactor", lambda e: RealTimeFactor(), lambda kw: speed.real_time_factor(**kw),
-         lambda r: {"total_s": torch.from_numpy(r.uniform(0.5, 2, B)),
-                    "audio_s": torch.from_numpy(r.uniform(2, 5, B)),
-                    "n_frames": torch.from_numpy(r.integers(50, 125, B).astype(float))}),
-    Case("FirstFrameLatency", lambda e: FirstFrameLatency(),
-         lambda kw: speed.first_frame_latency(**kw),
-         lambda r: {"first_frame_s": torch.from_numpy(r.uniform(0.1, 1.0, B))}),
-    Case("IdentityDistance", lambda e: IdentityDistance(embedder=e, sample_every=3),
-         _id_fn(identity_consistency.identity_distance_stats),
-         lambda r: {"video": _video(r), "references": _refs(r)}),
-    Case("IdentityRetention", lambda e: IdentityRetention(embedder=e, sample_every=3),
-         _id_fn(identity_consistency.identity_retention),
-         lambda r: {"video": _video(r), "references": _refs(r)}),
-    Case("IdentityDrift", lambda e: IdentityDrift(embedder=e, sample_every=3),
-         _id_fn(identity_consistency.identity_drift, with_times=True),
-         lambda r: {"video": _video(r), "references": _refs(r), "fps": FPS}),
-    Case("VisemeAgreement", lambda e: VisemeAgreement(),
-         lambda kw: viseme_agreement.viseme_agreement(**kw),
-         lambda r: {"visemes": _visemes(r), "target_visemes": _visemes(r)}),
+    Case(
+        "LandmarkJitter",
+        lambda e: LandmarkJitter(),
+        lambda kw: landmark_jitter.landmark_jitter(**kw),
+        lambda r: {"landmarks": _landmarks(r)},
+    ),
+    Case(
+        "LandmarkDistance",
+        lambda e: LandmarkDistance(normalize=True),
+        lambda kw: landmark_distance.landmark_distance(
+            kw["landmarks"], kw["target_landmarks"], normalize=True
+        ),
+        lambda r: {"landmarks": _landmarks(r), "target_landmarks": _landmarks(r)},
+    ),
+    Case(
+        "Flicker",
+        lambda e: Flicker(),
+        lambda kw: flicker.flicker(**kw),
+        lambda r: {"video": _video(r), "static_mask": _mask(r)},
+    ),
+    Case(
+        "HeadMotionStats",
+        lambda e: HeadMotionStats(),
+        lambda kw: head_motion.head_motion_stats(**kw),
+        lambda r: {"pose": torch.from_numpy(r.normal(size=(B, T, 3))), "fps": FPS},
+    ),
+    Case(
+        "RealTimeFactor",
+        lambda e: RealTimeFactor(),
+        lambda kw: speed.real_time_factor(**kw),
+        lambda r: {
+            "total_s": torch.from_numpy(r.uniform(0.5, 2, B)),
+            "audio_s": torch.from_numpy(r.uniform(2, 5, B)),
+            "n_frames": torch.from_numpy(r.integers(50, 125, B).astype(float)),
+        },
+    ),
+    Case(
+        "FirstFrameLatency",
+        lambda e: FirstFrameLatency(),
+        lambda kw: speed.first_frame_latency(**kw),
+        lambda r: {"first_frame_s": torch.from_numpy(r.uniform(0.1, 1.0, B))},
+    ),
+    Case(
+        "IdentityDistance",
+        lambda e: IdentityDistance(embedder=e, sample_every=3),
+        _id_fn(identity_consistency.identity_distance_stats),
+        lambda r: {"video": _video(r), "references": _refs(r)},
+    ),
+    Case(
+        "IdentityRetention",
+        lambda e: IdentityRetention(embedder=e, sample_every=3),
+        _id_fn(identity_consistency.identity_retention),
+        lambda r: {"video": _video(r), "references": _refs(r)},
+    ),
+    Case(
+        "IdentityDrift",
+        lambda e: IdentityDrift(embedder=e, sample_every=3),
+        _id_fn(identity_consistency.identity_drift, with_times=True),
+        lambda r: {"video": _video(r), "references": _refs(r), "fps": FPS},
+    ),
+    Case(
+        "VisemeAgreement",
+        lambda e: VisemeAgreement(),
+        lambda kw: viseme_agreement.viseme_agreement(**kw),
+        lambda r: {"visemes": _visemes(r), "target_visemes": _visemes(r)},
+    ),
     Case("PSNR", lambda e: PSNR(), lambda kw: reconstruction.psnr(**kw), _frames16),
     Case("SSIM", lambda e: SSIM(), lambda kw: reconstruction.ssim(**kw), _frames16),
-    Case("LPIPS", lambda e: LPIPS(model=TINY_PERCEPTUAL),
-         lambda kw: perceptual.perceptual_distance(**kw, model=TINY_PERCEPTUAL), _frames16),
-]  # fmt: skip
+    Case(
+        "LPIPS",
+        lambda e: LPIPS(model=TINY_PERCEPTUAL),
+        lambda kw: perceptual.perceptual_distance(**kw, model=TINY_PERCEPTUAL),
+        _frames16,
+    ),
+]
 
 _SHARED = {"fps", "references"}  # not batched: the same for every clip
 
 
 def _concat(batches: list[dict[str, Any]]) -> dict[str, Any]:
-    return {k: batches[0][k] if k in _SHARED else torch.cat([b[k] for b in batches])
-            for k in batches[0]}  # fmt: skip
+    return {
+        k: batches[0][k] if k in _SHARED else torch.cat([b[k] for b in batches]) for k in batches[0]
+    }
 
 
 def _split(batch: dict[str, Any]) -> list[dict[str, Any]]:

@@ -46,8 +46,13 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
     from evals.run import run
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR",
-                "WANDB_ARTIFACT_DIR"):  # fmt: skip
+    for var in (
+        "WANDB_DIR",
+        "WANDB_CACHE_DIR",
+        "WANDB_DATA_DIR",
+        "WANDB_CONFIG_DIR",
+        "WANDB_ARTIFACT_DIR",
+    ):
         monkeypatch.setenv(var, str(tmp_path))  # the logger sets them; restored after the test
     cfg = compose("eval", [*_overrides(tmp_path, identity_cache), f"baseline={baseline}"])
     code = run(cfg, tmp_path)
@@ -95,8 +100,15 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
 def test_strict_run_fails_on_absent_weights(tmp_path: Path, identity_cache: Path) -> None:
     from evals.run import run
 
-    cfg = compose("eval", [*_overrides(tmp_path, identity_cache), "weights.strict=true",
-                           f"weights.dir={tmp_path}", "results_logger.mode=disabled"])  # fmt: skip
+    cfg = compose(
+        "eval",
+        [
+            *_overrides(tmp_path, identity_cache),
+            "weights.strict=true",
+            f"weights.dir={tmp_path}",
+            "results_logger.mode=disabled",
+        ],
+    )
     assert run(cfg, tmp_path) == 2
     assert not (tmp_path / "results.json").exists(), "fails before rendering anything"
 
@@ -105,10 +117,19 @@ def test_strict_run_fails_on_absent_weights(tmp_path: Path, identity_cache: Path
 def test_cli_exits_non_zero_on_a_regression(
     tmp_path: Path, identity_cache: Path, baseline: Path
 ) -> None:
-    args = [*_overrides(tmp_path, identity_cache), f"baseline={baseline}",
-            f"hydra.run.dir={tmp_path}", "results_logger.mode=disabled"]  # fmt: skip
+    args = [
+        *_overrides(tmp_path, identity_cache),
+        f"baseline={baseline}",
+        f"hydra.run.dir={tmp_path}",
+        "results_logger.mode=disabled",
+    ]
     env = {"WANDB_MODE": "disabled", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "evals.run", *args], env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "evals.run", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "regression: meshwarp128/lipsync/av_confidence" in proc.stderr + proc.stdout

@@ -23,9 +23,11 @@ def test_audio_file_shifted_by_k_frames_moves_the_offset_by_k(
     base = score_video(speech_clip.path, _suite())["lipsync/av_offset"]
     assert abs(base) <= 1
     for k in (-5, 3):
-        wav = write_wav(tmp_path / f"shift{k}.wav",
-                        shift(speech_clip.audio, speech_clip.sample_rate, speech_clip.fps, k),
-                        speech_clip.sample_rate)  # fmt: skip
+        wav = write_wav(
+            tmp_path / f"shift{k}.wav",
+            shift(speech_clip.audio, speech_clip.sample_rate, speech_clip.fps, k),
+            speech_clip.sample_rate,
+        )
         report = score_video(speech_clip.path, _suite(), audio=wav)
         assert report["media/audio_source"] == str(wav)
         # audio delayed by k frames: the video leads by k more, the offset (> 0: lags) falls by k
@@ -36,9 +38,13 @@ def test_cli_on_a_clip_with_a_shifted_soundtrack(
     speech_clip, shift, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     k = 4
-    moved = write_mp4(tmp_path / "moved.mp4", speech_clip.frames, fps=speech_clip.fps,
-                      audio=shift(speech_clip.audio, speech_clip.sample_rate, speech_clip.fps, k),
-                      sample_rate=speech_clip.sample_rate)  # fmt: skip
+    moved = write_mp4(
+        tmp_path / "moved.mp4",
+        speech_clip.frames,
+        fps=speech_clip.fps,
+        audio=shift(speech_clip.audio, speech_clip.sample_rate, speech_clip.fps, k),
+        sample_rate=speech_clip.sample_rate,
+    )
     assert main([f"video={speech_clip.path}"]) == 0
     base = json.loads(capsys.readouterr().out)
     assert main([f"video={moved}"]) == 0

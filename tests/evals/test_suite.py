@@ -13,17 +13,24 @@ from evals.suite import Suite
 
 
 def test_skips_are_recorded_and_aggregates_cover_scored_clips(fake_embedder) -> None:
-    suite = Suite({
-        "identity": {"dlib": IdentityDistance(embedder=fake_embedder, sample_every=1),
-                     "retention": IdentityRetention(embedder=fake_embedder, sample_every=1)},
-        "speed": {"realtime": RealTimeFactor()},
-    })  # fmt: skip
+    suite = Suite(
+        {
+            "identity": {
+                "dlib": IdentityDistance(embedder=fake_embedder, sample_every=1),
+                "retention": IdentityRetention(embedder=fake_embedder, sample_every=1),
+            },
+            "speed": {"realtime": RealTimeFactor()},
+        }
+    )
     refs = [np.full((4, 4, 3), 100, np.uint8)]
     video = torch.full((1, 2, 3, 4, 4), 100 / 255)
     values, skipped = suite.score_clip({"video": video, "references": refs})
-    assert values == {"identity/dlib_distance": pytest.approx(0.0, abs=1e-6),
-                      "identity/dlib_max": pytest.approx(0.0, abs=1e-6),
-                      "identity/dlib_same_person": 1.0, "identity/dlib_no_face": 0.0}  # fmt: skip
+    assert values == {
+        "identity/dlib_distance": pytest.approx(0.0, abs=1e-6),
+        "identity/dlib_max": pytest.approx(0.0, abs=1e-6),
+        "identity/dlib_same_person": 1.0,
+        "identity/dlib_no_face": 0.0,
+    }
     assert skipped["identity/retention"].startswith("skipped: identity retention needs >= 2")
     assert skipped["speed/realtime"] == "skipped: needs total_s, audio_s, n_frames"
     refs2 = [*refs, np.full((4, 4, 3), 200, np.uint8)]
@@ -47,8 +54,9 @@ def test_absent_weights_skip_a_metric(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(identity, "default_embedder", absent)
     suite = Suite({"identity": {"dlib": IdentityDistance()}})
-    _, skipped = suite.score_clip({"video": torch.rand(1, 2, 3, 4, 4),
-                                   "references": [np.zeros((4, 4, 3), np.uint8)]})  # fmt: skip
+    _, skipped = suite.score_clip(
+        {"video": torch.rand(1, 2, 3, 4, 4), "references": [np.zeros((4, 4, 3), np.uint8)]}
+    )
     assert skipped == {"identity/dlib": "skipped: dlib model file x.dat is missing"}
     assert suite.compute() == ({}, {"identity/dlib": "skipped: dlib model file x.dat is missing"})
 
@@ -61,9 +69,13 @@ def test_suite_refuses_other_metrics() -> None:
 
 
 def test_features_feed_every_metric_by_name(speech_clip) -> None:
-    feats = extract_features(speech_clip.frames, speech_clip.fps, speech_clip.audio,
-                             speech_clip.sample_rate, timings={"total_s": 1.0, "audio_s": 4.0,
-                                                               "n_frames": 100.0})  # fmt: skip
+    feats = extract_features(
+        speech_clip.frames,
+        speech_clip.fps,
+        speech_clip.audio,
+        speech_clip.sample_rate,
+        timings={"total_s": 1.0, "audio_s": 4.0, "n_frames": 100.0},
+    )
     inputs = feats.inputs()
     assert inputs["video"].shape == (1, len(speech_clip.frames), 3, 128, 128)
     assert inputs["video"].data_ptr() == torch.from_numpy(feats.frames).data_ptr(), "no copy"
@@ -71,7 +83,8 @@ def test_features_feed_every_metric_by_name(speech_clip) -> None:
     mask = feats.static_mask
     assert mask[0].all() and not mask[64, 64], "top row is background, the centre is the face"
     assert np.isfinite(feats.track.pose).all()
-    values, skipped = Suite({"l": {"av": LipSyncOffset()}, "s": {"rt": RealTimeFactor()}}
-                            ).score_clip(inputs)  # fmt: skip
+    values, skipped = Suite(
+        {"l": {"av": LipSyncOffset()}, "s": {"rt": RealTimeFactor()}}
+    ).score_clip(inputs)
     assert values["s/rt_rtf"] == 0.25 and not skipped
     assert abs(values["l/av_offset"]) <= 1

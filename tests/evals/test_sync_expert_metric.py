@@ -42,8 +42,9 @@ def test_committed_checkpoint_loads_from_its_own_config() -> None:
     assert not net.training and net.window == 5
 
 
-def test_shifting_the_audio_by_k_moves_the_offset_by_k(speech_clip, landmarks, expert,
-                                                        shift) -> None:  # fmt: skip
+def test_shifting_the_audio_by_k_moves_the_offset_by_k(
+    speech_clip, landmarks, expert, shift
+) -> None:
     base = _scores(speech_clip, landmarks, speech_clip.audio, expert)
     assert abs(base["offset"]) <= 1, base
     for k in range(-8, 9):
@@ -67,8 +68,10 @@ def test_shuffled_audio_drops_the_confidence(speech_clip, landmarks, expert) -> 
 
 def test_no_face_and_missing_weights(speech_clip, expert, tmp_path: Path) -> None:
     nan = np.full((len(speech_clip.frames), 478, 3), np.nan, np.float32)
-    assert expert_scores(speech_clip.frames, nan, speech_clip.audio, speech_clip.sample_rate,
-                         expert) is None  # fmt: skip
+    assert (
+        expert_scores(speech_clip.frames, nan, speech_clip.audio, speech_clip.sample_rate, expert)
+        is None
+    )
     with pytest.raises(WeightsMissingError, match="absent"):
         load_sync_expert(tmp_path / "none.ckpt")
     bad = tmp_path / "bad.ckpt"
@@ -80,13 +83,19 @@ def test_no_face_and_missing_weights(speech_clip, expert, tmp_path: Path) -> Non
 def test_metric_in_a_suite(speech_clip, landmarks, expert) -> None:
     suite = Suite({"lipsync": {"expert": SyncExpertScore(expert)}})
     video = torch.from_numpy(speech_clip.frames).permute(0, 3, 1, 2)[None]
-    inputs = {"video": video, "landmarks": torch.from_numpy(landmarks)[None],
-              "audio": torch.from_numpy(speech_clip.audio)[None],
-              "sample_rate": speech_clip.sample_rate, "fps": speech_clip.fps}  # fmt: skip
+    inputs = {
+        "video": video,
+        "landmarks": torch.from_numpy(landmarks)[None],
+        "audio": torch.from_numpy(speech_clip.audio)[None],
+        "sample_rate": speech_clip.sample_rate,
+        "fps": speech_clip.fps,
+    }
     values, skipped = suite.score_clip(inputs)
     assert not skipped
-    assert set(values) == {f"lipsync/expert_{k}" for k in
-                           ("offset", "offset_abs", "distance", "confidence", "dist_at_0")}
+    assert set(values) == {
+        f"lipsync/expert_{k}"
+        for k in ("offset", "offset_abs", "distance", "confidence", "dist_at_0")
+    }
     assert values["lipsync/expert_offset_abs"] <= 1
     values, skipped = suite.score_clip({**inputs, "fps": 30.0})
     assert "needs 25 fps" in skipped["lipsync/expert"]

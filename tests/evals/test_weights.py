@@ -15,11 +15,17 @@ from evals.weights import WeightsRegistry, external_status, load_registry
 def _registry(tmp_path: Path, sha256: str | None, *, strict: bool = False) -> WeightsRegistry:
     entries = {
         "net": {"file": "sub/net.bin", "sha256": sha256, "licence": "MIT", "used_by": "a test"},
-        "trunk": {"file": "alexnet-owt-7be5be79.pth", "sha256": "7be5be79",
-                  "licence": "BSD-3-Clause", "used_by": "LPIPS", "source": "torch_hub"},
-    }  # fmt: skip
-    return WeightsRegistry(directory=tmp_path / "w", entries=entries, strict=strict,
-                           hub_dir=tmp_path / "hub")  # fmt: skip
+        "trunk": {
+            "file": "alexnet-owt-7be5be79.pth",
+            "sha256": "7be5be79",
+            "licence": "BSD-3-Clause",
+            "used_by": "LPIPS",
+            "source": "torch_hub",
+        },
+    }
+    return WeightsRegistry(
+        directory=tmp_path / "w", entries=entries, strict=strict, hub_dir=tmp_path / "hub"
+    )
 
 
 def _write(path: Path, data: bytes) -> str:

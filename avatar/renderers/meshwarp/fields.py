@@ -304,9 +304,13 @@ class WarpFields:
         oy1, ox1 = min(y1 + reach, self.size), min(x1 + reach, self.size)
         roi = sample[oy0:oy1, ox0:ox1]
         roi[..., 1] += cv2.remap(
-            back, roi[..., 0] - np.float32(x0), roi[..., 1] - np.float32(y0), cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-        )  # fmt: skip
+            back,
+            roi[..., 0] - np.float32(x0),
+            roi[..., 1] - np.float32(y0),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
         return sample
 
     def vertices(self, coeffs: dict[str, float]) -> np.ndarray:

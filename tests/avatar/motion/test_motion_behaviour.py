@@ -36,8 +36,9 @@ def test_tags_parse_and_bad_tags_fail():
 
 def test_tag_changes_expression_channels_and_the_face(pipeline, tmp_path):
     text = "Good morning. [smile] I am so glad to see you again."
-    plain = pipeline.render_text("default", "Good morning. I am so glad to see you again.",
-                                 tmp_path / "plain.mp4")
+    plain = pipeline.render_text(
+        "default", "Good morning. I am so glad to see you again.", tmp_path / "plain.mp4"
+    )
     tagged = pipeline.render_text("default", text, tmp_path / "tagged.mp4")
     late = slice(len(tagged.motion) - 15, len(tagged.motion))
     assert tagged.motion["smile"][late].mean() > plain.motion["smile"][late].mean() + 0.3
@@ -52,8 +53,9 @@ def test_tag_changes_expression_channels_and_the_face(pipeline, tmp_path):
 
 @pytest.mark.parametrize("emotion", sorted(EXPRESSION_TARGETS))
 def test_every_emotion_by_config(emotion):
-    gen = instantiate(compose("render", [f"motion.emotion={emotion}",
-                                         "motion.emotion_intensity=1.0"]).motion)
+    gen = instantiate(
+        compose("render", [f"motion.emotion={emotion}", "motion.emotion_intensity=1.0"]).motion
+    )
     speech = silence_speech(1.0)
     track = gen.generate(speech.timeline, speech.audio, speech.sample_rate, FPS)
     for channel, value in EXPRESSION_TARGETS[emotion].items():
@@ -62,8 +64,9 @@ def test_every_emotion_by_config(emotion):
 
 
 def test_emotion_by_api_and_unknown_emotion(pipeline, tmp_path):
-    result = pipeline.render_text("default", "Oh!", tmp_path / "s.mp4", emotion="surprised",
-                                  emotion_intensity=0.8)
+    result = pipeline.render_text(
+        "default", "Oh!", tmp_path / "s.mp4", emotion="surprised", emotion_intensity=0.8
+    )
     assert result.motion["brow_raise"][-1] > 0.6
     with pytest.raises(ValueError, match="unknown emotion"):
         pipeline.render_text("default", "Oh!", tmp_path / "x.mp4", emotion="smug")
@@ -88,8 +91,9 @@ def test_idle_and_listening_keep_the_mouth_closed(pipeline, user_speech, tmp_pat
 
 def test_listening_is_steadier_eye_contact(pipeline, user_speech):
     speech = silence_speech(30.0)
-    long_user = Audio(np.tile(user_speech.mono, 8)[: 30 * user_speech.sample_rate],
-                      user_speech.sample_rate)
+    long_user = Audio(
+        np.tile(user_speech.mono, 8)[: 30 * user_speech.sample_rate], user_speech.sample_rate
+    )
     idle = pipeline.motion_for(speech)
     listening = pipeline.motion_for(speech, listen_to=long_user)
     away = lambda t: np.mean((t["gaze_x"] != 0) | (t["gaze_y"] != 0))  # noqa: E731
@@ -99,6 +103,7 @@ def test_listening_is_steadier_eye_contact(pipeline, user_speech):
 def test_expression_event_blend_is_smooth():
     from avatar.motion.emotion import expression_channels
 
-    ch = expression_channels([EmotionEvent("neutral", 1, 0), EmotionEvent("happy", 1, 0.5)],
-                             50, FPS, ramp_s=0.4)
+    ch = expression_channels(
+        [EmotionEvent("neutral", 1, 0), EmotionEvent("happy", 1, 0.5)], 50, FPS, ramp_s=0.4
+    )
     assert np.abs(np.diff(ch["smile"])).max() < 0.15

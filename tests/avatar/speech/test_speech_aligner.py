@@ -75,8 +75,10 @@ def _matched_phone_boundaries(a: PhonemeTimeline, truth: PhonemeTimeline) -> lis
         )
         pa, pt = [p for p in pa if p.phoneme != SILENCE], [p for p in pt if p.phoneme != SILENCE]
         if len(pa) == len(pt):
-            out += [((pa[i - 1].phoneme, pa[i].phoneme), pa[i].start, pt[i].start)
-                    for i in range(1, len(pa))]  # fmt: skip
+            out += [
+                ((pa[i - 1].phoneme, pa[i].phoneme), pa[i].start, pt[i].start)
+                for i in range(1, len(pa))
+            ]
     return out
 
 
@@ -105,8 +107,9 @@ def _energy_pauses(speech: Speech, min_s: float = 0.1) -> list[tuple[float, floa
     return out
 
 
-def test_timeline_covers_audio(aligned: PhonemeTimeline, recognized: PhonemeTimeline,
-                               speech: Speech) -> None:  # fmt: skip
+def test_timeline_covers_audio(
+    aligned: PhonemeTimeline, recognized: PhonemeTimeline, speech: Speech
+) -> None:
     for tl in (aligned, recognized):
         assert tl.alphabet == "arpabet"
         assert tl.phones[0].start == 0.0 and tl.phones[-1].end == pytest.approx(speech.duration)
@@ -159,8 +162,9 @@ def _interior(pauses: list[tuple[float, float]], duration: float) -> list[tuple[
     return [(a, b) for a, b in pauses if a > 0.0 and b < duration - 1e-6]
 
 
-def test_pauses_match_the_waveform(aligned: PhonemeTimeline, recognized: PhonemeTimeline,
-                                   speech: Speech) -> None:  # fmt: skip
+def test_pauses_match_the_waveform(
+    aligned: PhonemeTimeline, recognized: PhonemeTimeline, speech: Speech
+) -> None:
     truth = _interior(_energy_pauses(speech), speech.duration)
     assert len(truth) == 3  # two sentence breaks and the comma
     for tl in (aligned, recognized):
@@ -184,8 +188,9 @@ def test_recognition_speech_and_phone_count(recognized: PhonemeTimeline, speech:
 
 
 @pytest.mark.parametrize("channels", [1, 2])
-def test_rates_and_channels_agree(aligner: PocketsphinxAligner, tts: HibariTTS,
-                                  channels: int) -> None:  # fmt: skip
+def test_rates_and_channels_agree(
+    aligner: PocketsphinxAligner, tts: HibariTTS, channels: int
+) -> None:
     short = tts.synthesize(SHORT)
     ref = aligner.align(short.audio, short.sample_rate, SHORT)
     ref_rec = aligner.recognize(short.audio, short.sample_rate)

@@ -174,8 +174,11 @@ def test_timeline_shift_moves_phones_onto_the_audio(two: Speech) -> None:
     shifted = HibariTTS(**KW, timeline_shift_s=-0.035).synthesize(TWO)
     assert np.array_equal(shifted.audio, two.audio)
     assert shifted.timeline.duration == two.timeline.duration
-    inner = [(a, b) for a, b in zip(two.timeline.phones, shifted.timeline.phones, strict=True)
-             if a.start > 0.035]  # fmt: skip
+    inner = [
+        (a, b)
+        for a, b in zip(two.timeline.phones, shifted.timeline.phones, strict=True)
+        if a.start > 0.035
+    ]
     assert inner and all(abs(b.start - (a.start - 0.035)) < 1e-9 for a, b in inner)
     assert shifted.timeline.phones[0].start == 0.0
     assert shifted.timeline.phones[-1].end == two.timeline.duration
