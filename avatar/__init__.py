@@ -11,13 +11,16 @@ from typing import Any
 
 __all__ = [
     "AvatarIdentity",
+    "CancelToken",
     "CompanionSpec",
     "LearnedMotion",
     "MeshWarpRenderer",
     "MotionTrack",
     "PhonemeTimeline",
+    "Pipeline",
     "derive_identity",
     "load_companion",
+    "load_renderer",
     "render_mp4",
 ]
 
@@ -30,7 +33,10 @@ _LAZY = {
     "PhonemeTimeline": "avatar.speech.timeline",
     "derive_identity": "avatar.identity.derive",
     "load_companion": "avatar.companion",
-    "render_mp4": "avatar.pipeline",
+    "render_mp4": "avatar.render",
+    "load_renderer": "avatar.renderers.loading",
+    "Pipeline": "avatar.pipeline",
+    "CancelToken": "avatar.cancel",
 }
 
 

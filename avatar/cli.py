@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 import avatar.config  # noqa: F401  (registers the ${repo:...} config resolver)
 from avatar.companion import CompanionSpec, configs_dir
 from avatar.errors import AvatarError
-from avatar.pipeline import Audio, Pipeline, RenderResult
+from avatar.media import load_audio
+from avatar.pipeline import Pipeline, RenderResult
 
 log = logging.getLogger("avatar.render")
 
@@ -36,11 +37,11 @@ def _render(pipeline: Pipeline, companion: CompanionSpec, cfg: DictConfig) -> Re
     if cfg.listen and cfg.audio:
         raise AvatarError("give either audio= (the companion speaks) or listen= (it listens)")
     if cfg.listen:
-        return pipeline.render_listening(companion, Audio.read(cfg.listen), cfg.out)
+        return pipeline.render_listening(companion, load_audio(cfg.listen), cfg.out)
     if cfg.audio:
         return pipeline.render_audio(
             companion,
-            Audio.read(cfg.audio),
+            load_audio(cfg.audio),
             cfg.out,
             transcript=cfg.transcript,
             mouth_source=cfg.mouth_source,

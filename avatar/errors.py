@@ -45,3 +45,10 @@ class VideoFormatError(AvatarError, ValueError):
 
 class ConfigValueError(AvatarError, ValueError):
     """A configuration or API value is out of range or unknown (names the key and the value)."""
+
+
+class Cancelled(Exception):
+    """A long call was stopped through its :class:`~avatar.cancel.CancelToken` (the client left).
+
+    Not an :class:`AvatarError`: nothing was wrong with the input.
+    """

@@ -76,12 +76,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     log.info("fit took %.1f s; best checkpoint %s; metrics %s", fit_s, best or "-", metrics)
 
     if cfg.get("export_ckpt"):
-        from avatar.lit.export import export_checkpoint
+        from avatar.checkpoint import export_checkpoint
 
         src = best or str(Path(cfg.paths.output_dir) / "last.ckpt")
         if not best:
             trainer.save_checkpoint(src)
-        dst = export_checkpoint(src, cfg.export_ckpt, model.config_key)
+        dst = export_checkpoint(src, cfg.export_ckpt)
         dst.with_suffix(".yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
         size_mb = dst.stat().st_size / 1e6
         log.info("exported %s (%.2f MB) and %s", dst, size_mb, dst.with_suffix(".yaml"))

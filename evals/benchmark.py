@@ -15,10 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from omegaconf import OmegaConf
-from omegaconf.errors import InterpolationResolutionError
+from typing import TYPE_CHECKING, Any
 
 from avatar.companion import CompanionSpec, load_companion, load_image
 from avatar.errors import AvatarError, ConfigValueError
@@ -27,6 +24,9 @@ from avatar.pipeline import Pipeline
 from evals.features import ClipFeatures, extract_features
 from evals.functional.viseme_agreement import COARTICULATION, viseme_inputs
 from evals.suite import Suite
+
+if TYPE_CHECKING:
+    from avatar.config import PipelineFactory
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +117,6 @@ def benchmark_items(
     return items, skipped
 
 
-def _recorded(cfg: Any) -> dict[str, Any]:
-    """The render config as logged: resolved, or as written where an interpolation cannot be
-    resolved here (a resolver only the CLI registers); the render itself does not depend on it."""
-    try:
-        resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    except InterpolationResolutionError as exc:
-        log.warning("render config logged unresolved: %s", exc)
-        resolved = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
-    return resolved
-
-
 def reference_images(pipeline: Pipeline, spec: CompanionSpec, mode: str) -> list:
     """The companion's reference images for identity metrics.
 
@@ -152,7 +141,7 @@ def run_benchmark(
     suite_factory: Callable[[], Suite],
     out_dir: Path,
     *,
-    render_overrides: Sequence[str] = (),
+    make_pipeline: Callable[[Sequence[str]], PipelineFactory],
     references: str = "portrait",
     warmup_text: str | None = None,
     feature_options: Mapping[str, Any] | None = None,
@@ -164,7 +153,9 @@ def run_benchmark(
         items: the clips to make (:func:`benchmark_items`).
         suite_factory: makes a fresh suite (one per renderer).
         out_dir: clips go to ``out_dir/clips/<renderer>-<companion>-<utterance>.mp4``.
-        render_overrides: Hydra overrides of ``configs/render.yaml`` for every renderer.
+        make_pipeline: a renderer's overrides -> its pipeline factory (the entry point's
+            :func:`avatar.config.pipeline_factory`, with the run's common overrides bound);
+            the factory's resolved config is recorded with the scores.
         references: ``portrait`` or ``image``, see :func:`reference_images`.
         warmup_text: rendered once per renderer and companion before the timed clips (loads
             models, precomputes per-identity warps), so speed is that of a warm session; None
@@ -175,8 +166,6 @@ def run_benchmark(
     Returns:
         One :class:`RendererScores` per renderer, in order of first appearance.
     """
-    from avatar.config import compose, pipeline_from_config
-
     clips_dir = out_dir / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
     by_renderer: dict[str, list[BenchmarkItem]] = {}
@@ -184,10 +173,10 @@ def run_benchmark(
         by_renderer.setdefault(item.renderer, []).append(item)
     out = []
     for renderer, group in by_renderer.items():
-        cfg = compose("render", [*render_overrides, *group[0].overrides])
-        pipeline = pipeline_from_config(cfg)
-        scores = RendererScores(renderer, render_config=_recorded(cfg))
-        motion_cfg = cfg.get("motion") or {}
+        factory = make_pipeline(group[0].overrides)
+        pipeline = factory()
+        scores = RendererScores(renderer, render_config=factory.config)
+        motion_cfg = factory.config.get("motion") or {}
         coart = {k: float(motion_cfg[k]) for k in COARTICULATION if k in motion_cfg}
         suite = suite_factory()
         if warmup_text:

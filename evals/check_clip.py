@@ -26,6 +26,7 @@ import numpy as np
 
 from avatar.companion import EMBEDDED_ASTRONAUT, load_image
 from avatar.errors import AvatarError, WeightsMissingError
+from avatar.identity.derive import IdentitySettings
 from avatar.media import probe_mp4, read_mp4
 from evals.functional.blink import blink_rate_per_min, detect_blinks
 from evals.functional.identity import SAME_PERSON_THRESHOLD, DlibFaceEmbedder, identity_distance
@@ -96,7 +97,7 @@ def check_clip(
     references: Sequence[str] = (EMBEDDED_ASTRONAUT,),
     sample_every: int = 5,
     embedder: DlibFaceEmbedder | None = None,
-    portrait: bool = False,
+    portrait: IdentitySettings | None = None,
 ) -> dict[str, Any]:
     """Measures one MP4 against the acceptance criteria.
 
@@ -107,9 +108,9 @@ def check_clip(
         sample_every: identity is measured on frames 0, N, 2N, ...
         embedder: the ID-dlib embedder (injected in tests); None loads dlib's models, and reports
             ``identity/skipped`` when they are not installed.
-        portrait: compare with the aligned source portrait the renderer animated (derived from
-            ``references`` at the clip's size) instead of the raw images; use it when an image
-            holds several faces.
+        portrait: identity settings to compare with the aligned source portrait the renderer
+            animated (derived from ``references`` at the clip's size with them) instead of the
+            raw images; use it when an image holds several faces. None: the raw images.
 
     Returns:
         A flat dict of JSON-ready values (floats, ints, bools, strings, None for NaN):
@@ -182,12 +183,12 @@ def check_clip(
     }
     t0 = time.perf_counter()
     refs: Sequence[str | np.ndarray] = references
-    if portrait:
+    if portrait is not None:
         from avatar.companion import CompanionSpec
         from avatar.identity.derive import derive_identity
 
         spec = CompanionSpec(id="check", name="check", images=list(references))
-        refs = [derive_identity(spec, size=int(info["width"])).portrait]
+        refs = [derive_identity(spec, size=int(info["width"]), settings=portrait).portrait]
     report.update(_identity(clip.frames, refs, sample_every, embedder))
     timings["identity"] = time.perf_counter() - t0
     report.update({f"timing/{k}_s": round(v, 3) for k, v in timings.items()})
@@ -211,7 +212,8 @@ def _parse(argv: Sequence[str]) -> dict[str, Any]:
         if key in {"reference", "references"}:
             args.setdefault("references", []).extend(v for v in value.split(",") if v)
         elif key == "portrait":
-            args["portrait"] = value.lower() in {"1", "true", "yes"}
+            if value.lower() in {"1", "true", "yes"}:
+                args["portrait"] = _identity_settings()
         elif key == "sample_every":
             try:
                 args["sample_every"] = int(value)
@@ -222,6 +224,16 @@ def _parse(argv: Sequence[str]) -> dict[str, Any]:
     if "video" not in args:
         raise SystemExit(f"missing video=PATH\n{_USAGE}")
     return args
+
+
+def _identity_settings() -> IdentitySettings:
+    """The identity settings of ``configs/render.yaml`` (how the renderer derived the portrait)."""
+    from omegaconf import OmegaConf
+
+    from avatar.config import compose
+
+    node = OmegaConf.to_container(compose("render").identity, resolve=True)
+    return IdentitySettings(**node)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import importlib.util
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from avatar.config import PipelineFactory, pipeline_factory
 from avatar.errors import ConfigValueError, WeightsMissingError
 from evals.benchmark import ClipScore, RendererScores, benchmark_items, run_benchmark
 from evals.compare import compare, load_baseline
@@ -168,7 +169,7 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
         items,
         spec.factory,
         out_dir,
-        render_overrides=bench.get("render_overrides") or [],
+        make_pipeline=_pipeline_maker(bench.get("render_overrides") or []),
         references=bench.get("references", "portrait"),
         warmup_text=bench.get("warmup_text"),
         feature_options=_plain(cfg.features),
@@ -209,6 +210,11 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
         time.perf_counter() - t0,
     )
     return code
+
+
+def _pipeline_maker(common: Sequence[str]) -> Callable[[Sequence[str]], PipelineFactory]:
+    """A renderer's overrides -> its pipeline factory, after the run's ``common`` overrides."""
+    return lambda overrides: pipeline_factory([*common, *overrides])
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="eval")

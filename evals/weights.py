@@ -15,11 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from avatar.errors import ConfigValueError, WeightsMissingError
 
@@ -237,16 +241,46 @@ def active_registry() -> WeightsRegistry:
     return _ACTIVE[0] if _ACTIVE else load_registry()
 
 
+_ENV_INTERPOLATION = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,([^}]*))?\}")
+
+
+def _resolve_env(value: Any, where: str) -> Any:
+    """``value`` with ``${oc.env:NAME,default}`` resolved as OmegaConf would, recursively.
+
+    The whole string must be the interpolation (the default is parsed as YAML, so ``null`` is
+    None); any other ``${...}`` raises, rather than reaching a caller unresolved.
+    """
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    match = _ENV_INTERPOLATION.fullmatch(value.strip())
+    if match is None:
+        raise ConfigValueError(f"{where}: only ${{oc.env:NAME,default}} is supported, got {value}")
+    name, default = match.groups()
+    if name in os.environ:
+        return os.environ[name]
+    if default is None:
+        raise ConfigValueError(f"{where}: environment variable {name} is not set")
+    return yaml.safe_load(default.strip())
+
+
+def _read_registry_yaml(path: Path) -> dict[str, Any]:
+    """The registry file as plain data (the Hydra group file, read without OmegaConf)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ConfigValueError(f"{path} must hold a mapping, got {type(data).__name__}")
+    return _resolve_env(data, "weights")  # type: ignore[no-any-return]
+
+
 def load_registry(cfg: Mapping[str, Any] | None = None) -> WeightsRegistry:
     """A registry from a ``weights`` config node, or from ``configs/weights/registry.yaml``."""
     if cfg is None:
-        from omegaconf import OmegaConf
-
         from avatar.companion import configs_dir
 
-        node = OmegaConf.load(configs_dir() / "weights" / "registry.yaml")
-        cfg = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
-    assert cfg is not None
+        cfg = _read_registry_yaml(configs_dir() / "weights" / "registry.yaml")
     return WeightsRegistry(
         directory=cfg.get("dir"),
         entries=cfg.get("entries") or {},

@@ -16,12 +16,24 @@ def identity_cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def default_identity_256(identity_cache):
+def identity_settings(identity_cache):
+    """``configs/render.yaml``'s identity settings, with the session's cache directory."""
+    from omegaconf import OmegaConf
+
+    from avatar.config import compose
+    from avatar.identity.derive import IdentitySettings
+
+    node = OmegaConf.to_container(compose("render").identity, resolve=True)
+    return IdentitySettings(**{**node, "cache_dir": str(identity_cache)})
+
+
+@pytest.fixture(scope="session")
+def default_identity_256(identity_settings):
     """The default companion's identity at 256 px (derived once per session)."""
     from avatar.companion import load_companion
     from avatar.identity.derive import derive_identity
 
-    return derive_identity(load_companion("default"), size=256, cache_dir=identity_cache)
+    return derive_identity(load_companion("default"), size=256, settings=identity_settings)
 
 
 @pytest.fixture(scope="session")

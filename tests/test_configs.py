@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from avatar.companion import configs_dir
 from avatar.config import companion_from_config, compose
 
-GROUPS = ["tts", "aligner", "motion", "renderer"]
+GROUPS = ["voices", "aligner", "motion", "renderer"]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import av
 import numpy as np
 from scipy.signal import fftconvolve
 
-from avatar.media import resample
+from avatar.audio import resample
 from avatar.speech.timeline import Phone, PhonemeTimeline, WordSpan
 
 _CONTAINER = {"libopus": "ogg", "aac": "mp4"}

@@ -1,8 +1,10 @@
 """SpeechCorpus: a multi-voice TTS corpus with exact phone timings, generated and cached locally.
 
-Each voice speaks its own seeded sample of :mod:`avatar.data.text_prompts`; the audio is
+Each voice (a :class:`~avatar.speech.tts.TextToSpeech`: ``HibariTTS`` at several speeds and
+seeds, ``FliteTTS``) speaks its own seeded sample of :mod:`avatar.data.text_prompts`; the audio is
 resampled to one rate (16 kHz) and stored with its :class:`PhonemeTimeline`. The cache lives in
-``<cache_dir>/<key>`` where ``key`` hashes every setting the audio depends on; a directory is
+``<cache_dir>/<key>`` where ``key`` hashes every setting the audio depends on (each voice's
+:meth:`~avatar.speech.tts.TextToSpeech.settings`, labelled by its ``name``); a directory is
 written under a temporary name and renamed into place, so a crash never leaves half a corpus.
 
 :class:`MotionTargets` turns a timeline into the training targets with the motion stage's own
@@ -20,30 +22,20 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from avatar.audio import resample
 from avatar.data.cache import build_dir
 from avatar.data.text_prompts import sample_sentences, sentence_pool
-from avatar.media import resample
 from avatar.motion.coarticulation import coarticulate
 from avatar.speech.timeline import PhonemeTimeline
+from avatar.speech.tts import TextToSpeech
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 """Bump when the stored layout or the generation code changes what a key means."""
-
-
-class CorpusVoice(Protocol):
-    """A voice of the corpus (:class:`avatar.data.voices.HibariVoice`, ``FliteVoice``)."""
-
-    name: str
-
-    def settings(self) -> dict: ...
-
-    def speak(self, text: str) -> tuple[np.ndarray, int, PhonemeTimeline]: ...
 
 
 @dataclass
@@ -67,7 +59,8 @@ class SpeechCorpus:
     """Seeded multi-voice corpus, generated once and cached on disk.
 
     Args:
-        voices: the voices; each speaks ``sentences_per_voice`` sentences.
+        voices: the voices, each with its own ``name`` (the utterances' voice id); each speaks
+            ``sentences_per_voice`` sentences.
         heldout_voices: voice ids kept out of training and validation (the test split).
         sentences_per_voice: utterances per voice.
         n_generated: template sentences added to the hand-written ones in the pool.
@@ -79,7 +72,7 @@ class SpeechCorpus:
     def __init__(
         self,
         *,
-        voices: Sequence[CorpusVoice],
+        voices: Sequence[TextToSpeech],
         heldout_voices: Sequence[str],
         sentences_per_voice: int,
         n_generated: int,
@@ -129,8 +122,9 @@ class SpeechCorpus:
             chunks, index, offset = [], [], 0
             for voice in self.voices:
                 for text in self.texts(voice.name):
-                    audio, rate, timeline = voice.speak(text)
-                    audio = resample(audio, rate, self.sample_rate)
+                    speech = voice.synthesize(text)
+                    audio = resample(speech.audio, speech.sample_rate, self.sample_rate)
+                    timeline = speech.timeline
                     timeline.duration = len(audio) / self.sample_rate
                     chunks.append(audio)
                     index.append(

@@ -19,7 +19,7 @@ a temporary name and renamed into place: ``crops.npy`` (N, 56, 112) uint8 over a
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -41,6 +41,9 @@ from avatar.data.cache import build_dir
 from avatar.data.mouth_crops import CENTRE_BELOW, STORED_SHAPE, WIDTH_D, mouth_crops
 from avatar.data.speech_corpus import SpeechCorpus, Utterance
 from avatar.speech.timeline import SILENCE, PhonemeTimeline
+
+if TYPE_CHECKING:
+    from avatar.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,7 @@ def face_image(ref: str, out_dir: Path) -> str:
     """
     if not ref.startswith("insightface:"):
         return ref
-    from avatar.identity.landmarker import detect_faces
+    from avatar.identity.search import detect_faces
 
     name, _, index = ref.removeprefix("insightface:").partition("#")
     dst = out_dir / f"{Path(name).stem}-{index or 0}.png"
@@ -138,31 +141,38 @@ def face_image(ref: str, out_dir: Path) -> str:
     return str(dst)
 
 
-_WORKER: dict[str, Any] = {}
+class PipelineMaker(Protocol):
+    """Makes render pipelines in worker processes (:class:`avatar.config.PipelineFactory`)."""
+
+    overrides: tuple[str, ...]
+
+    def __call__(self, *, size: int | None = None) -> Pipeline: ...
 
 
-def _worker_init(overrides: list[str]) -> None:
-    """Per process: the render overrides (pipelines are built per size on first use)."""
+_WORKER: dict[Any, Any] = {}
+
+
+def _worker_init(make_pipeline: PipelineMaker) -> None:
+    """Per process: the pipeline factory (pipelines are built per size on first use)."""
     logging.basicConfig(level=logging.WARNING)
-    _WORKER["overrides"] = overrides
+    _WORKER["make"] = make_pipeline
 
 
-def _pipeline(size: int) -> Any:
-    """This process's render pipeline (motion stage + renderer) at ``size`` pixels."""
-    from avatar.config import compose, pipeline_from_config
-
+def _pipeline(size: int) -> Pipeline:
+    """This process's render pipeline at ``size`` pixels."""
     if size not in _WORKER:
-        cfg = compose("render", [f"renderer.size={size}", *_WORKER["overrides"]])
-        _WORKER[size] = pipeline_from_config(cfg)
+        _WORKER[size] = _WORKER["make"](size=size)
     return _WORKER[size]
 
 
 def _render_job(job: dict[str, Any]) -> dict[str, Any] | None:
     """Render, encode, decode, track and crop one clip (in a worker process)."""
+    from avatar.audio import frame_count
     from avatar.companion import CompanionSpec
     from avatar.identity.landmarker import track_frames
-    from avatar.media import frame_count, read_mp4, write_mp4
+    from avatar.media import read_mp4
     from avatar.motion.emotion import EmotionEvent
+    from avatar.speech.tts import Speech
 
     pipe = _pipeline(job["size"])
     audio = np.asarray(job["audio"], np.float32)
@@ -171,23 +181,12 @@ def _render_job(job: dict[str, Any]) -> dict[str, Any] | None:
     audio = np.pad(audio, (0, max(0, n * SAMPLES_PER_FRAME - len(audio))))[: n * SAMPLES_PER_FRAME]
     face_id = hashlib.sha256(job["image"].encode()).hexdigest()[:12]
     spec = CompanionSpec(id=f"sync-{face_id}", name="sync", images=[job["image"]])
-    identity = pipe.identity(spec)
-    motion_stage = copy.copy(pipe.motion)
-    motion_stage.seed = job["seed"]
     events = [EmotionEvent(job["emotion"], job["intensity"], 0.0)] if job["emotion"] else None
-    motion = motion_stage.generate(timeline, audio, SAMPLE_RATE, n, emotions=events)
-    frames = np.stack(list(pipe.renderer.render(identity, motion)))
+    encoder = dataclasses.replace(pipe.encoder, crf=job["crf"], audio_bitrate=48000)
     with tempfile.TemporaryDirectory(prefix="syncclip-") as tmp:
         path = Path(tmp) / "clip.mp4"
-        write_mp4(
-            path,
-            frames,
-            fps=FPS,
-            audio=audio,
-            sample_rate=SAMPLE_RATE,
-            crf=job["crf"],
-            audio_bitrate=48000,
-        )
+        speech = Speech(audio, SAMPLE_RATE, timeline, "")
+        pipe.render_speech(spec, speech, path, emotions=events, seed=job["seed"], encoder=encoder)
         clip = read_mp4(path)
     landmarks = np.full((clip.n_frames, 478, 3), np.nan, np.float32)
     for i, face in enumerate(track_frames(clip.frames, FPS)):
@@ -220,7 +219,8 @@ class SyncClipCorpus:
         val_fraction: share of the training voices' clips kept for validation.
         seed: seed of the per-clip draws (face, motion seed, CRF, emotion, split).
         workers: render processes.
-        render_overrides: Hydra overrides of ``configs/render.yaml`` (motion settings).
+        pipeline: makes the render pipeline (motion stage, renderer, encoder) in each worker;
+            its ``overrides`` enter the cache key.
         cache_dir: parent directory of the cached corpora.
     """
 
@@ -237,7 +237,7 @@ class SyncClipCorpus:
         seed: int,
         workers: int,
         cache_dir: str | os.PathLike,
-        render_overrides: Sequence[str] = (),
+        pipeline: PipelineMaker,
     ) -> None:
         if not faces or not heldout_faces:
             raise ValueError("need at least one training face and one held-out face")
@@ -253,7 +253,7 @@ class SyncClipCorpus:
         self.sizes, self.crf_range = [int(x) for x in sizes], (int(lo), int(hi))
         self.emotion_p = emotion_p
         self.val_fraction, self.seed, self.workers = val_fraction, int(seed), max(1, int(workers))
-        self.render_overrides, self.cache_dir = list(render_overrides), Path(cache_dir)
+        self.make_pipeline, self.cache_dir = pipeline, Path(cache_dir)
 
     def key(self) -> str:
         """16 hex digits hashing every setting the stored clips depend on."""
@@ -267,7 +267,7 @@ class SyncClipCorpus:
             emotion_p=self.emotion_p,
             val_fraction=self.val_fraction,
             seed=self.seed,
-            overrides=self.render_overrides,
+            overrides=list(self.make_pipeline.overrides),
             crop=[STORED_SHAPE, CENTRE_BELOW, WIDTH_D],
         )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -310,7 +310,7 @@ class SyncClipCorpus:
 
     def _render(self, jobs: list[dict[str, Any]]) -> Iterator[tuple[dict, dict[str, Any]]]:
         """(job, rendered clip) in job order, from ``workers`` spawned processes; drops failures."""
-        init = (self.render_overrides,)
+        init = (self.make_pipeline,)
         with ProcessPoolExecutor(
             self.workers, mp_context=get_context("spawn"), initializer=_worker_init, initargs=init
         ) as pool:

@@ -13,7 +13,8 @@ import logging
 import cv2
 import numpy as np
 
-from avatar.identity.landmarker import FaceObservation, detect_faces
+from avatar.identity.landmarker import FaceObservation
+from avatar.identity.search import detect_faces
 from avatar.identity.topology import EYE_L_OUTER, EYE_R_OUTER
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ it and renamed into place, so readers never see half an entry; an unreadable ent
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -20,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from avatar.identity.types import AvatarIdentity, MouthInterior
+from avatar.identity.types import AvatarIdentity
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Bump when derivation changes so old entries stop matching."""
 CACHE_ENV = "AVATAR_CACHE_DIR"
 """Environment variable naming the cache root."""
@@ -90,15 +89,11 @@ def _read_entry(entry: Path, key: str) -> AvatarIdentity:
         raise ValueError(f"bad shapes {portrait.shape} {landmarks.shape}")
     if any(m.shape != (size, size) for m in masks.values()):
         raise ValueError("mask shape does not match the portrait")
-    mouth = meta["mouth"]
     return AvatarIdentity(
         portrait=portrait,
         landmarks=landmarks,
         triangles=arrays["triangles"],
         masks=masks,
-        mouth=MouthInterior(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in mouth.items()}
-        ),
         blendshapes={str(k): float(v) for k, v in meta["blendshapes"].items()},
         head_pose=tuple(float(a) for a in meta["head_pose"]),
         source_index=int(meta["source_index"]),
@@ -131,7 +126,6 @@ def save_identity(root: Path, identity: AvatarIdentity) -> Path:
             "key": identity.key,
             "cache_version": CACHE_VERSION,
             "masks": list(identity.masks),
-            "mouth": dataclasses.asdict(identity.mouth),
             "blendshapes": identity.blendshapes,
             "head_pose": list(identity.head_pose),
             "source_index": identity.source_index,

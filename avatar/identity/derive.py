@@ -12,19 +12,28 @@ import dataclasses
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
+from avatar.cancel import CancelToken
+from avatar.cancel import check as check_cancel
 from avatar.companion import CompanionSpec, display_path, image_bytes, load_image
-from avatar.errors import AvatarError, FaceNotFoundError, FaceTooSmallError, ImageReadError
+from avatar.errors import (
+    AvatarError,
+    ConfigValueError,
+    FaceNotFoundError,
+    FaceTooSmallError,
+    ImageReadError,
+)
 from avatar.identity import cache
 from avatar.identity.alignment import EYE_CENTER, EYE_DISTANCE, align_face
-from avatar.identity.landmarker import FaceObservation, detect_faces, face_landmarker_path
-from avatar.identity.masks import mouth_interior, region_masks
-from avatar.identity.search import centred_pose
+from avatar.identity.landmarker import FaceObservation, face_landmarker_path
+from avatar.identity.masks import region_masks
+from avatar.identity.search import centred_pose, detect_faces
 from avatar.identity.selection import select_source
 from avatar.identity.topology import mesh_triangles
 from avatar.identity.types import AvatarIdentity
@@ -36,6 +45,35 @@ MULTIPLE_FACES = ("largest", "refuse")
 SEARCH_MIN_WINDOW = 64
 """Smallest search window, pixels: small enough to find faces too small to use, to say so."""
 MAX_FACES = 4
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """How identities are derived and cached (config node ``identity``; defaults live there).
+
+    Attributes:
+        cache_dir: cache root (None: ``$AVATAR_CACHE_DIR`` or ``~/.cache/companion-avatar``).
+        use_cache: read and write the disk cache; False always derives and writes nothing.
+        min_eye_distance_px: smallest usable outer-eye distance in source pixels.
+        multiple_faces: ``"largest"`` uses the largest face (warning) in an image with several,
+            ``"refuse"`` treats such an image as unusable.
+    """
+
+    cache_dir: str | Path | None
+    use_cache: bool
+    min_eye_distance_px: float
+    multiple_faces: str
+
+    def __post_init__(self) -> None:
+        if self.multiple_faces not in MULTIPLE_FACES:
+            raise ConfigValueError(
+                f"identity.multiple_faces must be one of {MULTIPLE_FACES}, "
+                f"got {self.multiple_faces!r}"
+            )
+        if not self.min_eye_distance_px > 0:
+            raise ConfigValueError(
+                f"identity.min_eye_distance_px must be > 0, got {self.min_eye_distance_px!r}"
+            )
 
 
 @lru_cache(maxsize=4)
@@ -90,13 +128,18 @@ def _raise_no_usable(spec: CompanionSpec, problems: list[AvatarError]) -> None:
 
 
 def _examine_images(
-    refs: list[str], *, min_eye_distance_px: float, multiple_faces: str
+    refs: list[str],
+    *,
+    min_eye_distance_px: float,
+    multiple_faces: str,
+    cancel: CancelToken | None = None,
 ) -> tuple[list[np.ndarray | None], list[FaceObservation | None], list[AvatarError | None]]:
     """Per image: the pixels and usable face, or None and the problem (logged)."""
     images: list[np.ndarray | None] = []
     faces: list[FaceObservation | None] = []
     problems: list[AvatarError | None] = []
     for ref in refs:
+        check_cancel(cancel)
         image, face, problem = None, None, None
         try:
             image, face = _face_in_image(
@@ -115,14 +158,17 @@ def _derive(
     spec: CompanionSpec,
     *,
     size: int,
-    min_eye_distance_px: float,
-    multiple_faces: str,
+    settings: IdentitySettings,
     eye_center: tuple[float, float],
     eye_distance: float,
     key: str,
+    cancel: CancelToken | None,
 ) -> AvatarIdentity:
     images, faces, problems = _examine_images(
-        spec.images, min_eye_distance_px=min_eye_distance_px, multiple_faces=multiple_faces
+        spec.images,
+        min_eye_distance_px=settings.min_eye_distance_px,
+        multiple_faces=settings.multiple_faces,
+        cancel=cancel,
     )
     if all(f is None for f in faces):
         _raise_no_usable(spec, [p for p in problems if p is not None])
@@ -135,6 +181,7 @@ def _derive(
     )
     image, face = images[index], faces[index]
     assert image is not None and face is not None
+    check_cancel(cancel)
     portrait, aligned, _ = align_face(
         image, face, size=size, eye_center=eye_center, eye_distance=eye_distance
     )
@@ -143,7 +190,6 @@ def _derive(
         landmarks=aligned.landmarks.astype(np.float32),
         triangles=mesh_triangles(),
         masks=region_masks(aligned.landmarks, size),
-        mouth=mouth_interior(portrait, aligned.landmarks),
         blendshapes=dict(face.blendshapes),
         head_pose=tuple(float(a) for a in face.pose),
         source_index=index,
@@ -153,68 +199,88 @@ def _derive(
     )
 
 
-def derive_identity(
+def _check_size(size: int) -> None:
+    if size < 64:
+        raise ConfigValueError(f"identity size must be at least 64 pixels, got {size}")
+
+
+def identity_key(
     spec: CompanionSpec,
     *,
-    size: int = 512,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    min_eye_distance_px: float = 40.0,
-    multiple_faces: str = "largest",
+    size: int,
+    settings: IdentitySettings,
     eye_center: tuple[float, float] = EYE_CENTER,
     eye_distance: float = EYE_DISTANCE,
-) -> AvatarIdentity:
-    """Derives (or loads from the cache) a companion's animatable identity.
+) -> str:
+    """The content key of ``spec``'s identity: sha256 over its image bytes and the settings
+    the identity depends on (size, thresholds, alignment, the landmark model's hash).
 
-    Args:
-        spec: the companion; each of its images is examined, unusable ones are skipped.
-        size: portrait side S in pixels.
-        cache_dir: cache root (default ``$AVATAR_CACHE_DIR`` or ``~/.cache/companion-avatar``).
-        use_cache: read and write the cache; False always derives and writes nothing.
-        min_eye_distance_px: smallest usable outer-eye distance in source pixels.
-        multiple_faces: ``"largest"`` uses the largest face (warning) in an image with several,
-            ``"refuse"`` treats such an image as unusable.
-        eye_center: (x, y) of the outer-eye midpoint in the portrait, fractions of S.
-        eye_distance: outer-eye distance in the portrait, fraction of S.
-
-    Returns:
-        The identity: (S, S, 3) portrait, (478, 3) landmarks in portrait pixels, (852, 3)
-        triangles, masks, mouth parameters, source blendshapes and head pose (degrees, measured
-        in a crop centred on the face), the chosen image and every image's selection scores.
-
-    Raises:
-        ImageReadError: every image is unreadable.
-        FaceTooSmallError: every image's face is below ``min_eye_distance_px``.
-        FaceNotFoundError: no image has a usable face (the message lists each image and why).
-        ValueError: an unknown ``multiple_faces`` policy or a bad size.
+    Reads and hashes every image; the same bytes under another path give the same key.
     """
-    if multiple_faces not in MULTIPLE_FACES:
-        raise ValueError(f"multiple_faces must be one of {MULTIPLE_FACES}, got {multiple_faces!r}")
-    if size < 64:
-        raise ValueError(f"size must be at least 64 pixels, got {size}")
-    settings = {
+    _check_size(size)
+    depends_on = {
         "size": int(size),
-        "min_eye_distance_px": float(min_eye_distance_px),
-        "multiple_faces": multiple_faces,
+        "min_eye_distance_px": float(settings.min_eye_distance_px),
+        "multiple_faces": settings.multiple_faces,
         "eye_center": [float(eye_center[0]), float(eye_center[1])],
         "eye_distance": float(eye_distance),
         "search_min_window": SEARCH_MIN_WINDOW,
         "model": _model_fingerprint(),
     }
-    key = cache.cache_key((_key_bytes(ref) for ref in spec.images), settings)
-    root = cache.cache_root(cache_dir)
-    if use_cache and (hit := cache.load_identity(root, key)) is not None:
+    return cache.cache_key((_key_bytes(ref) for ref in spec.images), depends_on)
+
+
+def derive_identity(
+    spec: CompanionSpec,
+    *,
+    size: int,
+    settings: IdentitySettings,
+    eye_center: tuple[float, float] = EYE_CENTER,
+    eye_distance: float = EYE_DISTANCE,
+    key: str | None = None,
+    cancel: CancelToken | None = None,
+) -> AvatarIdentity:
+    """Derives (or loads from the disk cache) a companion's animatable identity.
+
+    Args:
+        spec: the companion; each of its images is examined, unusable ones are skipped.
+        size: portrait side S in pixels (the renderer's size).
+        settings: cache and face-acceptance settings (config node ``identity``).
+        eye_center: (x, y) of the outer-eye midpoint in the portrait, fractions of S.
+        eye_distance: outer-eye distance in the portrait, fraction of S.
+        key: :func:`identity_key` of the same arguments when the caller has it already.
+        cancel: checked before each image is examined.
+
+    Returns:
+        The identity: (S, S, 3) portrait, (478, 3) landmarks in portrait pixels, (852, 3)
+        triangles, masks, source blendshapes and head pose (degrees, measured in a crop
+        centred on the face), the chosen image and every image's selection scores.
+
+    Raises:
+        ImageReadError: every image is unreadable.
+        FaceTooSmallError: every image's face is below ``settings.min_eye_distance_px``.
+        FaceNotFoundError: no image has a usable face (the message lists each image and why).
+        ConfigValueError: a size below 64 pixels.
+        Cancelled: ``cancel`` was cancelled.
+    """
+    _check_size(size)
+    if key is None:
+        key = identity_key(
+            spec, size=size, settings=settings, eye_center=eye_center, eye_distance=eye_distance
+        )
+    root = cache.cache_root(settings.cache_dir)
+    if settings.use_cache and (hit := cache.load_identity(root, key)) is not None:
         log.info("identity of companion '%s' loaded from cache (%s)", spec.id, key[:12])
         return hit
     start = time.perf_counter()
     identity = _derive(
         spec,
         size=size,
-        min_eye_distance_px=min_eye_distance_px,
-        multiple_faces=multiple_faces,
+        settings=settings,
         eye_center=(float(eye_center[0]), float(eye_center[1])),
         eye_distance=eye_distance,
         key=key,
+        cancel=cancel,
     )
     log.info(
         "identity of companion '%s' derived in %.2f s from image %d (%s)",
@@ -223,7 +289,7 @@ def derive_identity(
         identity.source_index + 1,
         identity.source_path,
     )
-    if use_cache:
+    if settings.use_cache:
         cache.save_identity(root, identity)
     return identity
 

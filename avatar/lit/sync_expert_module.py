@@ -25,14 +25,12 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 from torchmetrics import MeanMetric
 
+from avatar.checkpoint import store_net_config
 from avatar.lit.optim import optimizers
 from avatar.modules.sync_expert import SyncExpert, offset_scores
 
-__all__ = ["CONFIG_KEY", "SyncExpertLitModule", "segment_offsets"]
+__all__ = ["SyncExpertLitModule", "segment_offsets"]
 
-CONFIG_KEY = "sync_expert_net"
-"""Checkpoint key holding the network's resolved config (``_target_`` + constructor kwargs)."""
-TARGET = f"{SyncExpert.__module__}.{SyncExpert.__qualname__}"
 _SCORES = ("offset_acc", "offset_exact", "confidence", "loss")
 
 
@@ -70,7 +68,7 @@ class SyncExpertLitModule(L.LightningModule):
     """Contrastive training of the sync expert; validation by offset recovery on whole clips.
 
     Args:
-        net: the network (its config is stored in checkpoints under :data:`CONFIG_KEY`).
+        net: the network (its config is stored in checkpoints: :mod:`avatar.checkpoint`).
         optimizer: partial optimizer, called with ``params``.
         scheduler: partial LR scheduler called with ``optimizer``, or None.
         scheduler_interval: ``"step"`` or ``"epoch"``.
@@ -78,8 +76,6 @@ class SyncExpertLitModule(L.LightningModule):
         max_offset: K, frames searched each way when scoring clips.
         segment_frames: frames per scored stretch of a clip (50 = 2 s).
     """
-
-    config_key = CONFIG_KEY
 
     def __init__(
         self,
@@ -179,5 +175,4 @@ class SyncExpertLitModule(L.LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        net = getattr(self.net, "_orig_mod", self.net)
-        checkpoint[CONFIG_KEY] = {"_target_": TARGET, **net.config}
+        store_net_config(checkpoint, self.net)  # unwraps torch.compile

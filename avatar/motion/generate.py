@@ -122,6 +122,7 @@ class MotionGenerator:
         emotions: list[EmotionEvent] | None = None,
         user_audio: np.ndarray | None = None,
         user_sample_rate: int | None = None,
+        seed: int | None = None,
     ) -> MotionTrack:
         """Motion for one stretch of time.
 
@@ -135,11 +136,12 @@ class MotionGenerator:
                 companion listens (attentive nods and reactions at the user's phrase ends,
                 steadier eye contact).
             user_sample_rate: Hz of ``user_audio``.
+            seed: this track's seed (None: the configured ``seed``).
 
         Returns:
             A MotionTrack of T frames at ``fps``.
         """
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
         quiet = silent_spans(
             audio, sample_rate, min_duration_s=self.min_pause_s, threshold_db=self.silence_db
         )

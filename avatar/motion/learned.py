@@ -1,8 +1,9 @@
 """LearnedMotion: the trained audio-to-motion model for any speech, offline and streaming.
 
 Loads a checkpoint written by :class:`avatar.lit.audio2motion_module.Audio2MotionLitModule`
-(or :func:`export_checkpoint`) with nothing but torch: the checkpoint carries the network's
-resolved constructor arguments, so ``configs/`` is not needed.
+(or exported from one with :func:`avatar.checkpoint.export_checkpoint`) with nothing but torch:
+the checkpoint carries the network's resolved constructor arguments
+(:mod:`avatar.checkpoint`), so ``configs/`` is not needed.
 
 Streaming and offline agree: :meth:`StreamingState.push` feeds 20 ms chunks (any size works)
 through the same causal network with its convolution history and GRU state kept between
@@ -14,40 +15,15 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from avatar.lit.export import export_checkpoint as _export
-from avatar.lit.export import net_key as _net_key
-from avatar.media import resample
+from avatar.audio import resample
+from avatar.checkpoint import load_network
 from avatar.modules.audio2motion import Audio2Motion, NetState
 
 log = logging.getLogger(__name__)
-
-CONFIG_KEY = "audio2motion_net"
-"""Checkpoint key holding the network's resolved config (``_target_`` + constructor kwargs)."""
-_TARGET = f"{Audio2Motion.__module__}.{Audio2Motion.__qualname__}"
-
-
-def net_config(net: Audio2Motion) -> dict:
-    """The resolved config that rebuilds ``net``: ``{"_target_": ..., **kwargs}``."""
-    return {"_target_": _TARGET, **net.config}
-
-
-def build_net(config: dict) -> Audio2Motion:
-    """Rebuild the network from :func:`net_config` output (no Hydra, no ``configs/``)."""
-    config = dict(config)
-    target = config.pop("_target_", _TARGET)
-    if target != _TARGET:
-        raise ValueError(f"checkpoint holds a {target}, not an {_TARGET}")
-    return Audio2Motion(**config)
-
-
-def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Write an inference-only copy of an audio-to-motion Lightning checkpoint (atomically)."""
-    return _export(src, dst, CONFIG_KEY)
 
 
 class LearnedMotion:
@@ -64,12 +40,14 @@ class LearnedMotion:
 
     @classmethod
     def load(cls, ckpt_path: str | os.PathLike) -> LearnedMotion:
-        """Load a Lightning or exported checkpoint (CPU tensors, no ``configs/`` needed)."""
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if CONFIG_KEY not in ckpt:
-            raise ValueError(f"{ckpt_path}: not an audio2motion checkpoint (no {CONFIG_KEY!r})")
-        net = build_net(ckpt[CONFIG_KEY])
-        net.load_state_dict({_net_key(k): v for k, v in ckpt["state_dict"].items()})
+        """Load a Lightning or exported checkpoint (CPU tensors, no ``configs/`` needed).
+
+        Raises:
+            WeightsMissingError: the file is absent, is not a checkpoint of
+                :mod:`avatar.checkpoint`'s format, holds another network than
+                :class:`Audio2Motion`, or weights that do not fit its stored config.
+        """
+        net = load_network(ckpt_path, expected=Audio2Motion)
         log.debug("loaded audio2motion from %s", ckpt_path)
         return cls(net)
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from avatar.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, resample
 from avatar.errors import AudioFormatError, AvatarError, TextInputError
-from avatar.media import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, resample
 from avatar.speech.loudness import active_rms_dbfs, normalize_loudness
 from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline, WordSpan
 

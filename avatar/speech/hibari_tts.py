@@ -9,7 +9,13 @@ The durations are the model's own alignment (what its decoder is conditioned on)
 alignment of the audio: measured on hibari 0.2.1, audible onsets can lead their phone by up to
 ~50 ms (a median 35 ms at voicing landmarks, ``tests/avatar/speech/test_speech_aligner.py``),
 and a phrase-final phone keeps the model's decay into silence (~0.2 s) before the pause.
-``timeline_shift_s`` (``configs/tts/hibari.yaml``: -0.035) moves the timeline onto the audio.
+``timeline_shift_s`` (``configs/voices/default.yaml``: -0.035) moves the timeline onto the audio.
+
+Thread safety: one object serves many threads at once. The model and the G2P load on the first
+call under a lock (construction stays cheap), onnxruntime's ``InferenceSession.run`` is
+thread-safe, hibari's G2P (not documented as thread-safe: its OOV net loads lazily) runs under a
+lock of its own, and each call seeds its own noise generator, so the same text and seed give the
+same audio on any thread.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import json
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from avatar.errors import AvatarError, TextInputError, WeightsMissingError
+from avatar.errors import AvatarError, ConfigValueError, TextInputError, WeightsMissingError
 from avatar.speech.loudness import normalize_loudness
 from avatar.speech.text import split_sentences, validate_text
 from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline, WordSpan
@@ -49,6 +56,7 @@ _MODIFIERS = frozenset("ːʰʲ\u0303")  # length, aspiration, palatal, nasal: to
 _SPLIT = frozenset(' "()“”↓→↗↘')  # word gaps, quotes, intonation: time split between neighbours
 _CLAUSE = re.compile(r"(?<=[,;:—])\s+")
 _WORD_STRIP = "\"“”‘’'()[]"
+_LOAD_LOCK = threading.Lock()  # the first synthesize of any HibariTTS loads the shared model
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,10 +106,21 @@ def _session(path: str, threads: int) -> ort.InferenceSession:
 
 
 @functools.lru_cache(maxsize=2)
-def _g2p(british: bool) -> G2P:
+def _g2p(british: bool) -> tuple[G2P, threading.Lock]:
+    """The shared G2P of an accent and the lock its calls run under."""
     from hibari.g2p import G2P
 
-    return G2P(british=british)
+    return G2P(british=british), threading.Lock()
+
+
+@dataclass(frozen=True)
+class _Model:
+    """What :class:`HibariTTS` loads on its first call (shared by every instance of a voice)."""
+
+    session: ort.InferenceSession
+    outputs: list[str]  # the session's outputs: the six spectra, then the durations
+    g2p: G2P
+    g2p_lock: threading.Lock
 
 
 @dataclass(frozen=True)
@@ -168,7 +187,12 @@ class HibariTTS:
     phone. Word text is the token after hibari's normalisation (e.g. ``"Dr"`` for ``"Dr."``;
     a number such as ``"1,250"`` is one word spanning all the words it is read as).
 
+    Construction only checks the settings; the model loads on the first :meth:`synthesize`
+    (safe from many threads, see the module docstring).
+
     Args:
+        name: voice id (``hibari-heart``; a corpus names each speed, e.g. ``hibari-1.10``): part
+            of :meth:`settings`, so it labels cached corpora.
         voice: hibari voice name; only bundled voices (``"heart"``) exist offline.
         speed: speaking rate, 1.0 is the voice's natural pace (0.5 slow .. 2.0 fast).
         seed: seed of the noise component; same text and seed give bit-identical audio.
@@ -186,44 +210,83 @@ class HibariTTS:
     def __init__(
         self,
         *,
-        voice: str = "heart",
+        name: str,
+        voice: str,
         speed: float,
         seed: int,
         max_chars: int,
         target_dbfs: float,
         sentence_pause_s: float,
         threads: int,
-        timeline_shift_s: float = 0.0,
+        timeline_shift_s: float,
     ) -> None:
         from hibari.tts import SAMPLE_RATE
         from hibari.voices import VOICES
 
-        bundled = [name for name, v in VOICES.items() if v.get("bundled")]
+        bundled = [v for v, spec in VOICES.items() if spec.get("bundled")]
         if voice not in bundled:
             known = "a downloadable hibari voice" if voice in VOICES else "not a hibari voice"
             raise WeightsMissingError(
-                f"TTS voice {voice!r} is {known}; only bundled voices work offline: "
-                f"{', '.join(bundled)} (set tts.voice)"
+                f"{name}: hibari voice {voice!r} is {known}; only bundled voices work offline: "
+                f"{', '.join(bundled)} (the HibariTTS `voice` setting)"
             )
         if speed <= 0 or threads < 1 or max_chars < 1 or sentence_pause_s < 0:
-            raise ValueError(
-                f"HibariTTS: need speed > 0, threads >= 1, max_chars >= 1, sentence_pause_s >= 0; "
-                f"got {speed=}, {threads=}, {max_chars=}, {sentence_pause_s=}"
+            raise ConfigValueError(
+                f"HibariTTS {name}: need speed > 0, threads >= 1, max_chars >= 1, sentence_pause_s"
+                f" >= 0; got {speed=}, {threads=}, {max_chars=}, {sentence_pause_s=}"
             )
         path = os.path.join(_hibari_assets(), VOICES[voice]["file"])
         if not os.path.isfile(path):
             raise WeightsMissingError(
                 f"hibari's bundled model for voice {voice!r} is missing: {path}"
             )
+        self.name = name
         self.sample_rate: int = SAMPLE_RATE
         self.voice, self.speed, self.seed = voice, speed, seed
         self.max_chars, self.target_dbfs = max_chars, target_dbfs
         self.sentence_pause_s, self.threads = sentence_pause_s, threads
         self.timeline_shift_s = float(timeline_shift_s)
-        self._session = _session(path, threads)
-        self._g2p = _g2p(bool(VOICES[voice]["british"]))
+        self._path, self._british = path, bool(VOICES[voice]["british"])
         self._vocab = _vocab()
-        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._loaded: _Model | None = None
+
+    def __repr__(self) -> str:
+        return f"HibariTTS(name={self.name!r}, voice={self.voice!r}, speed={self.speed})"
+
+    def settings(self) -> dict[str, Any]:
+        """What the audio depends on (hashed into corpus cache keys).
+
+        ``threads`` is None (it does not change the audio); ``timeline_shift_s`` is left out
+        when 0, so corpora cached before it existed keep their keys.
+        """
+        out: dict[str, Any] = {
+            "kind": "hibari",
+            "name": self.name,
+            "voice": self.voice,
+            "speed": self.speed,
+            "seed": self.seed,
+            "target_dbfs": self.target_dbfs,
+            "sentence_pause_s": self.sentence_pause_s,
+            "max_chars": self.max_chars,
+            "threads": None,
+        }
+        if self.timeline_shift_s:
+            out["timeline_shift_s"] = self.timeline_shift_s
+        return out
+
+    def _model(self) -> _Model:
+        """The session and G2P, loaded once (under a lock) on first use."""
+        model = self._loaded
+        if model is None:
+            with _LOAD_LOCK:
+                if self._loaded is None:
+                    session = _session(self._path, self.threads)
+                    g2p, g2p_lock = _g2p(self._british)
+                    outputs = [o.name for o in session.get_outputs()]
+                    self._loaded = _Model(session, outputs, g2p, g2p_lock)
+                    log.debug("hibari: loaded voice %s (%d threads)", self.voice, self.threads)
+                model = self._loaded
+        return model
 
     def synthesize(self, text: str) -> Speech:
         """Speak ``text``; see the class docstring.
@@ -267,8 +330,10 @@ class HibariTTS:
         """G2P as ``hibari.g2p.G2P.__call__``, keeping each token's span in the phoneme string."""
         from hibari.g2p.normalize import normalize
 
-        g2p = self._g2p
-        tokens = g2p.phonemize_tokens(g2p.tokenize(normalize(sentence)))
+        model = self._model()
+        g2p = model.g2p
+        with model.g2p_lock:
+            tokens = g2p.phonemize_tokens(g2p.tokenize(normalize(sentence)))
         full, words = "", []
         for tk in tokens:
             ps = g2p.unk if tk.phonemes is None else tk.phonemes
@@ -304,7 +369,8 @@ class HibariTTS:
         symbols = [_PAD, *(chunk.phonemes[i] for i in index), _PAD]
         ids = [0, *(self._vocab[s] for s in symbols[1:-1]), 0]
         feed = {"ids": np.asarray([ids], np.int64), "speed": np.asarray([self.speed], np.float32)}
-        *spectra, steps = self._session.run(self._outputs, feed)
+        model = self._model()
+        *spectra, steps = model.session.run(model.outputs, feed)
         # (lh, th, ln, lr, phi, f0), each [601, F] (f0 [F]), then the noise: as Hibari.from_ids.
         wav = dsp.synth(*(o[0] for o in spectra), rng)
         steps = np.asarray(steps).reshape(-1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,11 +41,24 @@ class Speech:
 class TextToSpeech(Protocol):
     """A TTS backend: text in, :class:`Speech` with a phoneme timeline out.
 
+    Every voice implements it (:class:`avatar.speech.hibari_tts.HibariTTS`,
+    :class:`avatar.speech.flite_tts.FliteTTS`): the pipeline speaks with it, the training corpora
+    generate with it, :class:`avatar.speech.voices.Voices` selects among them by name.
+    Implementations take their settings as keyword-only constructor arguments (from YAML), load
+    models lazily (construction is cheap) and let many threads call :meth:`synthesize` on one
+    object at once, each call giving the same audio for the same text.
+
     Attributes:
+        name: voice id (``hibari-heart``, ``flite-slt``): labels corpus utterances.
         sample_rate: rate of the audio ``synthesize`` returns (Hz).
     """
 
+    name: str
     sample_rate: int
+
+    def settings(self) -> dict[str, Any]:
+        """Everything the audio depends on, JSON-serialisable (hashed into corpus cache keys)."""
+        ...
 
     def synthesize(self, text: str) -> Speech:
         """Speak ``text``.

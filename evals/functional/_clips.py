@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_clips", "as_numpy", "per_clip_scalars"]
+__all__ = ["as_clips", "as_numpy", "per_clip_scalars", "to_rgb8"]
 
 
 def as_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -62,3 +62,15 @@ def per_clip_scalars(x: Any, n: int, name: str) -> np.ndarray:
     if arr.ndim != 1 or arr.size not in (1, n):
         raise ValueError(f"{name} must be a scalar or ({n},), got shape {arr.shape}")
     return np.broadcast_to(arr, (n,)).astype(np.float64)
+
+
+def to_rgb8(frame: np.ndarray) -> np.ndarray:
+    """(3, H, W) or (H, W, 3), uint8 or float in [0, 1] -> (H, W, 3) uint8."""
+    f = np.asarray(frame)
+    if f.ndim != 3 or 3 not in (f.shape[0], f.shape[-1]):
+        raise ValueError(f"expected a (3, H, W) or (H, W, 3) image, got {f.shape}")
+    if f.shape[-1] != 3:
+        f = np.moveaxis(f, 0, -1)
+    if f.dtype != np.uint8:
+        f = np.clip(np.round(f * 255.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(f)

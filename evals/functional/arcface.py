@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 
 from avatar.errors import WeightsMissingError
+from evals.errors import MetricNotApplicable
+from evals.functional._clips import as_numpy, to_rgb8
 
 if TYPE_CHECKING:
     from evals.weights import WeightsRegistry
@@ -188,9 +190,7 @@ def _track_image(image: np.ndarray) -> np.ndarray | None:
 
 def _rgb8(img: Any) -> np.ndarray:
     """(3, H, W) or (H, W, 3), uint8 or float in [0, 1] -> (H, W, 3) uint8."""
-    from evals.metrics.identity import _to_rgb8
-
-    return _to_rgb8(np.asarray(img.detach().cpu() if hasattr(img, "detach") else img))
+    return to_rgb8(as_numpy(img, None))
 
 
 def _arcface_csim_update(
@@ -217,8 +217,6 @@ def _arcface_csim_update(
     Raises:
         MetricNotApplicable: no reference image has a face.
     """
-    from evals.metrics.base import MetricNotApplicable
-
     locate = locate or _track_image
     refs = [_rgb8(r) for r in references]
     ref_lms = (

@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avatar.audio import resample
+from avatar.checkpoint import load_network
 from avatar.data.mouth_crops import center_crop, mouth_crops
 from avatar.errors import WeightsMissingError
-from avatar.lit.export import net_key
-from avatar.lit.sync_expert_module import CONFIG_KEY, TARGET
-from avatar.media import resample
 from avatar.modules.sync_expert import SyncExpert, offset_scores
 
 log = logging.getLogger(__name__)
@@ -51,29 +50,20 @@ DEFAULT_CKPT = Path(__file__).resolve().parents[2] / "checkpoints" / "sync_exper
 def load_sync_expert(path: str | Path | None = None) -> SyncExpert:
     """The trained expert from an exported or Lightning checkpoint (CPU, eval mode).
 
+    Args:
+        path: the checkpoint (:mod:`avatar.checkpoint` format); None: :data:`DEFAULT_CKPT`.
+
     Raises:
-        WeightsMissingError: the file is absent or is not a sync-expert checkpoint.
+        WeightsMissingError: the file is absent, is not a network checkpoint, holds another
+            network than :class:`SyncExpert`, or weights that do not fit its stored config.
     """
     path = Path(path) if path is not None else DEFAULT_CKPT
     if not path.is_file():
         hint = "train it: python -m avatar.train experiment=sync_expert"
         raise WeightsMissingError(f"sync expert checkpoint {path} is absent ({hint})")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt:
-        raise WeightsMissingError(f"{path}: not a sync-expert checkpoint (no {CONFIG_KEY!r})")
-    config = dict(ckpt[CONFIG_KEY])
-    if config.pop("_target_", TARGET) != TARGET:
-        raise WeightsMissingError(f"{path}: holds another network than {TARGET}")
-    net = SyncExpert(**config)
-    state = ckpt["state_dict"]
-    if any(k.startswith("net.") for k in state):  # a Lightning checkpoint: the network's part
-        state = {net_key(k): v for k, v in state.items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise WeightsMissingError(f"{path}: weights do not fit the stored config: {exc}") from exc
+    net = load_network(path, expected=SyncExpert)
     log.info("sync expert: %s", path)
-    return net.eval()
+    return net
 
 
 @torch.no_grad()

@@ -14,13 +14,9 @@ from typing import Any, ClassVar
 import torch
 from torchmetrics import Metric
 
-from avatar.errors import AvatarError
+from evals.errors import MetricNotApplicable
 
 __all__ = ["EvalMetric", "MetricNotApplicable"]
-
-
-class MetricNotApplicable(AvatarError, ValueError):
-    """The inputs cannot define this metric (e.g. retention with a single reference image)."""
 
 
 class EvalMetric(Metric):

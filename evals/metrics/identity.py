@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from evals.functional._clips import as_clips, as_numpy, per_clip_scalars
+from evals.functional._clips import to_rgb8 as _to_rgb8
 from evals.functional.identity import (
     SAME_PERSON_THRESHOLD,
     DlibFaceEmbedder,
@@ -39,18 +40,6 @@ __all__ = ["IdentityDistance", "IdentityDrift", "IdentityRetention", "default_em
 def default_embedder() -> MemoEmbedder:
     """The process-wide ID-dlib embedder (loaded on first use; raises WeightsMissingError)."""
     return MemoEmbedder(DlibFaceEmbedder())
-
-
-def _to_rgb8(frame: np.ndarray) -> np.ndarray:
-    """(3, H, W) or (H, W, 3), uint8 or float in [0, 1] -> (H, W, 3) uint8."""
-    f = np.asarray(frame)
-    if f.ndim != 3 or 3 not in (f.shape[0], f.shape[-1]):
-        raise ValueError(f"expected a (3, H, W) or (H, W, 3) image, got {f.shape}")
-    if f.shape[-1] != 3:
-        f = np.moveaxis(f, 0, -1)
-    if f.dtype != np.uint8:
-        f = np.clip(np.round(f * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(f)
 
 
 class _IdentityMetric(BackboneMetric):

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from avatar.media import resample
+from avatar.audio import resample
 from evals.functional.syncnet import SAMPLE_RATE, SyncNetModel, face_crops, load_syncnet, lse
 from evals.metrics._backbone import ClipBackboneMetric
 from evals.weights import WeightsRegistry

@@ -12,9 +12,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from avatar.checkpoint import export_checkpoint, read_net_config, store_net_config
 from avatar.companion import configs_dir
 from avatar.data.augment import codec_roundtrip
-from avatar.motion.learned import LearnedMotion, build_net, export_checkpoint
+from avatar.motion.learned import LearnedMotion
 
 COMMITTED_CKPT = configs_dir().parent / "checkpoints" / "audio2motion.ckpt"
 TOLERANCE = 1e-4  # max abs difference allowed between streamed and offline frames
@@ -148,7 +149,6 @@ def test_load_from_checkpoint_alone(net, tmp_path):
         assert path.stat().st_size <= 10e6
     else:
         from avatar.lit.audio2motion_module import Audio2MotionLitModule
-        from avatar.motion.learned import CONFIG_KEY, net_config
 
         lit = Audio2MotionLitModule(
             net=net,
@@ -161,13 +161,17 @@ def test_load_from_checkpoint_alone(net, tmp_path):
             compile=False,
         )
         raw = tmp_path / "lit.ckpt"
-        torch.save({"state_dict": lit.state_dict(), CONFIG_KEY: net_config(net)}, raw)
+        ckpt = {"state_dict": lit.state_dict()}
+        store_net_config(ckpt, net)
+        torch.save(ckpt, raw)
         path = export_checkpoint(raw, tmp_path / "a2m.ckpt")
     lm = LearnedMotion.load(path)
     mouth = lm.predict(np.zeros(24000, np.float32), 24000)  # resampled to the model's rate
     assert mouth.shape == (25, 7) and np.isfinite(mouth).all()
     assert lm.fps == 25 and lm.latency_s <= 0.1
-    assert build_net(torch.load(path, weights_only=True)["audio2motion_net"]) is not None
+    config = read_net_config(path)
+    assert config["_target_"] == "avatar.modules.audio2motion.Audio2Motion"
+    assert {k: v for k, v in config.items() if k != "_target_"} == lm.net.config
 
 
 def test_corpus_deterministic_and_contiguous(cfg_tiny, tmp_path):

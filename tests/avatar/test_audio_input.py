@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avatar.audio import resample
 from avatar.config import compose, pipeline_from_config
-from avatar.media import read_audio, read_mp4, resample, write_wav
+from avatar.media import read_audio, read_mp4, write_wav
 from avatar.pipeline import Audio
 
 _spec = importlib.util.find_spec("pyannote")

@@ -10,21 +10,23 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from avatar.errors import AudioFormatError, VideoFormatError
+from avatar.audio import frame_count, resample
+from avatar.errors import AudioFormatError, ConfigValueError, VideoFormatError
 from avatar.media import (
+    EncoderSettings,
     Mp4Writer,
-    frame_count,
     iter_video_frames,
     probe_mp4,
     read_audio,
     read_mp4,
-    resample,
     write_mp4,
     write_wav,
 )
 
 FPS, SIZE, N_FRAMES, SR = 25, 128, 50, 24000
 CLICK_S = 0.75
+FAST = EncoderSettings(crf=23, preset="ultrafast", audio_bitrate=64000)
+HQ = EncoderSettings(crf=18, preset="veryfast", audio_bitrate=128000)
 
 
 def _small_writer(path: Path) -> Mp4Writer:
@@ -34,9 +36,7 @@ def _small_writer(path: Path) -> Mp4Writer:
         fps=FPS,
         size=(64, 64),
         sample_rate=SR,
-        crf=23,
-        preset="ultrafast",
-        audio_bitrate=64000,
+        encoder=FAST,
     )
 
 
@@ -61,7 +61,7 @@ def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     audio = _tone(2.0)
     audio[round(CLICK_S * SR)] = 0.95  # a click at a known time checks the priming trim
     path = tmp_path_factory.mktemp("mp4") / "clip.mp4"
-    return write_mp4(path, _frames(N_FRAMES), fps=FPS, audio=audio, sample_rate=SR)
+    return write_mp4(path, _frames(N_FRAMES), fps=FPS, audio=audio, sample_rate=SR, encoder=HQ)
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -127,7 +127,7 @@ def test_short_audio_padded(tmp_path: Path) -> None:
         fps=FPS,
         audio=stereo,
         sample_rate=SR,
-        preset="ultrafast",
+        encoder=FAST,
     )
     info = probe_mp4(path)
     assert info["audio_channels"] == 2
@@ -145,7 +145,7 @@ def test_unsupported_aac_rate_is_resampled(tmp_path: Path) -> None:
         fps=FPS,
         audio=_tone(0.2, 37800),
         sample_rate=37800,
-        preset="ultrafast",
+        encoder=FAST,
     )
     assert probe_mp4(path)["audio_sample_rate"] == 44100
     assert len(read_mp4(path).audio) == round(0.2 * 44100)
@@ -167,9 +167,7 @@ def test_bad_frame_leaves_no_file(tmp_path: Path, bad: np.ndarray) -> None:
             fps=FPS,
             size=(64, 64),
             sample_rate=SR,
-            crf=23,
-            preset="ultrafast",
-            audio_bitrate=64000,
+            encoder=FAST,
         ) as writer:
             writer.write_audio(_tone(1.0))
             writer.write_frames(_frames(3, 64))
@@ -185,6 +183,7 @@ def test_write_mp4_rejects_float_frames(tmp_path: Path) -> None:
             fps=FPS,
             audio=_tone(0.2),
             sample_rate=SR,
+            encoder=FAST,
         )
     assert _leftovers(tmp_path) == []
 
@@ -292,7 +291,7 @@ def test_frame_count_rejects_negative() -> None:
 
 
 def test_written_files_get_the_umask_mode_not_mkstemps(tmp_path) -> None:
-    """The atomic temp file must not leave the output private (0600)."""
+    """The atomic temp file must not leave the output private (0600); the umask is honoured."""
     import os
     import stat
 
@@ -304,3 +303,28 @@ def test_written_files_get_the_umask_mode_not_mkstemps(tmp_path) -> None:
     finally:
         os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("crf", 99, "encoder.crf"),
+        ("crf", -1, "encoder.crf"),
+        ("preset", "warp9", "encoder.preset"),
+        ("audio_bitrate", 0, "encoder.audio_bitrate"),
+    ],
+)
+def test_encoder_settings_refuse_out_of_range_values(key: str, value: object, message: str) -> None:
+    settings = {"crf": 20, "preset": "veryfast", "audio_bitrate": 128000, key: value}
+    with pytest.raises(ConfigValueError, match=message):
+        EncoderSettings(**settings)
+
+
+def test_umask_is_read_by_the_kernel_not_changed(tmp_path, monkeypatch) -> None:
+    """Writing an output never calls os.umask (process-wide, unsafe in threads)."""
+    import os
+
+    calls = []
+    monkeypatch.setattr(os, "umask", lambda *a: calls.append(a) or 0o022)
+    write_wav(tmp_path / "a.wav", np.zeros(160, np.float32), 16000)
+    assert calls == []

@@ -6,6 +6,7 @@ The photo holds several people: the default policy takes the largest face and wa
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from pathlib import Path
@@ -17,7 +18,7 @@ from avatar.companion import CompanionSpec
 from avatar.config import compose, pipeline_from_config
 from avatar.errors import FaceNotFoundError
 from avatar.identity.derive import derive_identity
-from avatar.identity.landmarker import detect_faces
+from avatar.identity.search import detect_faces
 
 _spec = importlib.util.find_spec("insightface")
 PHOTO = Path(_spec.origin).parent / "data" / "images" / "t1.jpg" if _spec else None
@@ -46,8 +47,9 @@ def test_largest_face_is_animated(tmp_path, caplog, render_config_overrides):
     assert gap < 0.06
 
 
-def test_refuse_policy(tmp_path):
+def test_refuse_policy(tmp_path, identity_settings):
     spec = CompanionSpec(id="other", name="Other", images=[str(PHOTO)])
+    settings = dataclasses.replace(identity_settings, cache_dir=tmp_path, multiple_faces="refuse")
     with pytest.raises(FaceNotFoundError, match="faces"):
-        derive_identity(spec, size=256, cache_dir=tmp_path, multiple_faces="refuse")
+        derive_identity(spec, size=256, settings=settings)
     assert not any(tmp_path.rglob("*.npz"))

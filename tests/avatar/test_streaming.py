@@ -9,8 +9,9 @@ pytest.importorskip("torch")
 
 from hydra.utils import instantiate  # noqa: E402
 
+from avatar.audio import Audio  # noqa: E402
 from avatar.config import compose, pipeline_from_config  # noqa: E402
-from avatar.pipeline import Audio  # noqa: E402
+from tests.fakes import FakeRenderer, decode_fake_frame  # noqa: E402
 
 FPS = 25
 
@@ -24,9 +25,8 @@ def pipeline(render_config_overrides):
 
     torch.manual_seed(0)
     net = instantiate(compose("train", ["model=tiny", "data=synthetic", "~logger"]).model.net)
-    p = pipeline_from_config(compose("render", [*render_config_overrides, "renderer.size=128"]))
-    p._load_learned = lambda: LearnedMotion(net)
-    return p
+    cfg = compose("render", [*render_config_overrides, "renderer.size=128"])
+    return pipeline_from_config(cfg, learned=lambda: LearnedMotion(net))
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +48,9 @@ def test_streamed_frames_equal_the_offline_path(pipeline, speech):
     streamed = _stream(session, speech)
     motion = pipeline.learned_motion(speech)
     assert len(streamed) >= len(motion)
-    identity = pipeline.identity("default")
-    offline = list(pipeline.renderer.render(identity, motion))
+    offline = list(pipeline.frames("default", motion))
     for frame, image in zip(streamed, offline, strict=False):
+        # the network's chunked and whole-signal runs differ by < 1e-5: a pixel may move a level
         assert np.abs(frame.image.astype(int) - image.astype(int)).max() <= 1
     assert [f.index for f in streamed] == list(range(len(streamed)))
     assert streamed[3].timestamp == pytest.approx(3 / FPS)
@@ -76,3 +76,39 @@ def test_silence_keeps_the_mouth_closed_and_interrupt_resets(pipeline, speech):
     session.reset()
     idle = session.idle(3)
     assert idle[0].index > n and all(f.image.shape == (128, 128, 3) for f in idle)
+
+
+def test_the_renderer_stream_gets_each_frames_audio_and_the_interruption(pipeline, speech):
+    """Through the renderer contract: every frame's audio reaches the renderer, and an
+    interruption resets its stream before the next frame (a network's state included)."""
+    fake = FakeRenderer(size=64)
+    session = pipeline_with(pipeline, fake).session("default")
+    frames = _stream(session, speech)
+    assert fake.audio_samples == len(frames) * 640  # 16 kHz model rate, 25 fps
+    spoken = [decode_fake_frame(f.image)[0][0] for f in frames]
+    assert np.ptp(spoken) > 0.1, "the (untrained) learned mouth moves while she speaks"
+    session.push_audio(speech.mono[: speech.sample_rate // 2], speech.sample_rate)
+    session.reset()
+    idle = session.idle(4)
+    assert [f.image[-1, 0, 0] for f in idle] == [0, 1, 2, 3], "the stream was reset"
+    assert all(abs(decode_fake_frame(f.image)[0][0]) < 0.011 for f in idle), "mouth closed"
+    assert idle[0].index == session.frame_index - 4 > frames[-1].index  # numbering goes on
+    session.close()
+    assert session.stream.closed
+
+
+def pipeline_with(pipeline, renderer):
+    """The same stages with another renderer (and its own identity store)."""
+    from avatar.pipeline import Pipeline
+
+    return Pipeline(
+        voices=pipeline.voices,
+        aligner=pipeline.aligner,
+        motion=pipeline.motion,
+        renderer=renderer,
+        encoder=pipeline.encoder,
+        identity=pipeline.identities.settings,
+        identities_in_memory=2,
+        learned=lambda: pipeline.learned,
+        streaming=pipeline.streaming,
+    )

@@ -68,7 +68,7 @@ def _other_faces() -> list[np.ndarray]:
     import cv2
 
     from avatar.companion import load_image
-    from avatar.identity.landmarker import detect_faces
+    from avatar.identity.search import detect_faces
 
     spec = importlib.util.find_spec("insightface")
     if spec is None or spec.origin is None:
@@ -138,7 +138,7 @@ def test_landmark_distance_is_the_rayleigh_mean(sigma: float) -> None:
 
 def test_landmark_jitter_is_the_rayleigh_mean_of_the_noise() -> None:
     from avatar.companion import EMBEDDED_ASTRONAUT, load_image
-    from avatar.identity.landmarker import detect_faces
+    from avatar.identity.search import detect_faces
 
     face = detect_faces(load_image(EMBEDDED_ASTRONAUT), max_faces=1)[0].landmarks[:, :2]
     eye = float(np.linalg.norm(face[33] - face[263]))
@@ -173,17 +173,18 @@ def test_frechet_distance_matches_its_closed_form() -> None:
     assert metric.compute().item() == pytest.approx(frechet_distance(a, b), rel=1e-9)
 
 
-def test_scheduled_blinks_are_recovered(identity_cache: Path) -> None:
+def test_scheduled_blinks_are_recovered(identity_settings) -> None:
     from avatar.companion import load_companion
     from avatar.identity.derive import derive_identity
     from avatar.motion.track import MotionTrack
+    from avatar.renderers.base import channel_values
     from avatar.renderers.meshwarp import MeshWarpRenderer
     from evals.functional.blink import detect_blinks, match_blinks
     from evals.functional.mouth import eye_openness
     from evals.landmarks import track_video
 
     fps, n = 25.0, 300
-    identity = derive_identity(load_companion("default"), size=128, cache_dir=identity_cache)
+    identity = derive_identity(load_companion("default"), size=128, settings=identity_settings)
     track = MotionTrack.zeros(n, fps)
     onsets = [12, 40, 71, 95, 130, 152, 190, 214, 251, 280]
     shape = np.array([0.5, 1.0, 1.0, 0.7, 0.3])  # close 2 frames, hold, reopen 2 frames
@@ -192,8 +193,9 @@ def test_scheduled_blinks_are_recovered(identity_cache: Path) -> None:
         lids[t : t + len(shape)] = shape[: n - t]
     track.set("blink_l", lids)
     track.set("blink_r", lids)
-    frames = MeshWarpRenderer(size=128, mouth_interior=True, max_cached_identities=1)
-    faces = track_video(frames.render_array(identity, track), fps)
+    renderer = MeshWarpRenderer(size=128, mouth_interior=True)
+    frames = renderer.render_chunk(renderer.prepare(identity), channel_values(track))
+    faces = track_video(frames, fps)
     events = detect_blinks(eye_openness(faces.landmarks), fps)
     precision, recall = match_blinks([e.peak_frame for e in events], onsets, tolerance_frames=3)
     assert precision >= 0.9 and recall >= 0.9, ([e.peak_frame for e in events], onsets)

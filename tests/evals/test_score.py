@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from avatar.media import write_mp4, write_wav
+from avatar.media import EncoderSettings, write_mp4, write_wav
 from evals.metrics import LipSyncOffset, MouthMotion
 from evals.score import main, score_video
 from evals.suite import Suite
@@ -44,6 +44,7 @@ def test_cli_on_a_clip_with_a_shifted_soundtrack(
         fps=speech_clip.fps,
         audio=shift(speech_clip.audio, speech_clip.sample_rate, speech_clip.fps, k),
         sample_rate=speech_clip.sample_rate,
+        encoder=EncoderSettings(crf=18, preset="veryfast", audio_bitrate=128000),
     )
     assert main([f"video={speech_clip.path}"]) == 0
     base = json.loads(capsys.readouterr().out)

@@ -76,8 +76,11 @@ def test_no_face_and_missing_weights(speech_clip, expert, tmp_path: Path) -> Non
         load_sync_expert(tmp_path / "none.ckpt")
     bad = tmp_path / "bad.ckpt"
     torch.save({"state_dict": {}}, bad)
-    with pytest.raises(WeightsMissingError, match="not a sync-expert checkpoint"):
+    with pytest.raises(WeightsMissingError, match="bad.ckpt: not a network checkpoint"):
         load_sync_expert(bad)
+    a2m = DEFAULT_CKPT.parent / "audio2motion.ckpt"
+    with pytest.raises(WeightsMissingError, match="not a avatar.modules.sync_expert.SyncExpert"):
+        load_sync_expert(a2m)
 
 
 def test_metric_in_a_suite(speech_clip, landmarks, expert) -> None:

@@ -1,5 +1,5 @@
 """The mesh-warp renderer: face rig + dense warp + painted mouth interior."""
 
-from avatar.renderers.meshwarp.renderer import MeshWarpRenderer
+from avatar.renderers.meshwarp.renderer import MeshWarpPrepared, MeshWarpRenderer
 
-__all__ = ["MeshWarpRenderer"]
+__all__ = ["MeshWarpPrepared", "MeshWarpRenderer"]

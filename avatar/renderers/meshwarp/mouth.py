@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from avatar.identity import topology as topo
-from avatar.identity.types import MouthInterior
+from avatar.renderers.meshwarp.mouth_colours import MouthInterior
 
 _SHIFT = 3  # fixed-point bits for sub-pixel polygon filling
 MIN_OPENING_PX = 0.6

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import time
 from pathlib import Path
 
 import cv2
@@ -13,10 +13,20 @@ import pytest
 from avatar.companion import CompanionSpec
 from avatar.identity import AvatarIdentity, derive_identity
 from avatar.identity import cache as idcache
+from avatar.identity.derive import IdentitySettings
 
 
 def spec_of(*images: str) -> CompanionSpec:
     return CompanionSpec(id="test", name="Test", images=list(images), style={}, voice=None)
+
+
+def derive(
+    settings: IdentitySettings, spec: CompanionSpec, *, size: int, **changes: object
+) -> AvatarIdentity:
+    """derive_identity with the configured settings, some changed (``eye_distance`` passes)."""
+    extra = {k: changes.pop(k) for k in ("eye_distance",) if k in changes}
+    settings = dataclasses.replace(settings, **changes)
+    return derive_identity(spec, size=size, settings=settings, **extra)
 
 
 def assert_same(a: AvatarIdentity, b: AvatarIdentity) -> None:
@@ -25,7 +35,6 @@ def assert_same(a: AvatarIdentity, b: AvatarIdentity) -> None:
         assert x.dtype == y.dtype and np.array_equal(x, y), name
     assert a.masks.keys() == b.masks.keys()
     assert all(np.array_equal(a.masks[k], b.masks[k]) for k in a.masks)
-    assert a.mouth == b.mouth
     assert (a.blendshapes, a.head_pose, a.key) == (b.blendshapes, b.head_pose, b.key)
     assert (a.source_index, a.source_path, a.selection) == (
         b.source_index,
@@ -39,49 +48,54 @@ def image_path(images_dir: Path) -> str:
     return str(images_dir / "astronaut.png")
 
 
-def test_hit_equals_fresh_and_is_faster(image_path: str, tmp_path: Path) -> None:
+def test_hit_equals_fresh_and_is_read_from_disk(
+    identity_settings, image_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     spec = spec_of(image_path)
-    derive_identity(spec, size=256, use_cache=False)  # warm the landmarker out of the timing
-    t0 = time.perf_counter()
-    cold = derive_identity(spec, size=256, cache_dir=tmp_path)
-    t1 = time.perf_counter()
-    hit = derive_identity(spec, size=256, cache_dir=tmp_path)
-    t2 = time.perf_counter()
+    cold = derive(identity_settings, spec, size=256, cache_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="avatar.identity.derive"):
+        hit = derive(identity_settings, spec, size=256, cache_dir=tmp_path)
     assert_same(cold, hit)
-    assert t2 - t1 < t1 - t0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("loaded from cache" in m for m in messages)
+    assert not any("derived in" in m for m in messages)
     entries = list((tmp_path / "identity").iterdir())
     assert [e.name for e in entries] == [cold.key]  # no temporary folders left behind
     assert {p.name for p in entries[0].iterdir()} == {"arrays.npz", "meta.json"}
 
 
-def test_key_changes_with_settings_and_bytes(image_path: str, tmp_path: Path) -> None:
+def test_key_changes_with_settings_and_bytes(
+    identity_settings, image_path: str, tmp_path: Path
+) -> None:
     spec = spec_of(image_path)
-    base = derive_identity(spec, size=256, cache_dir=tmp_path)
-    assert derive_identity(spec, size=256, cache_dir=tmp_path).key == base.key
-    other_size = derive_identity(spec, size=192, cache_dir=tmp_path)
-    other_eyes = derive_identity(spec, size=256, cache_dir=tmp_path, eye_distance=0.28)
+    base = derive(identity_settings, spec, size=256, cache_dir=tmp_path)
+    assert derive(identity_settings, spec, size=256, cache_dir=tmp_path).key == base.key
+    other_size = derive(identity_settings, spec, size=192, cache_dir=tmp_path)
+    other_eyes = derive(identity_settings, spec, size=256, cache_dir=tmp_path, eye_distance=0.28)
     assert len({base.key, other_size.key, other_eyes.key}) == 3
     copy = tmp_path / "copy.png"
     copy.write_bytes(Path(image_path).read_bytes())
-    same_bytes = derive_identity(spec_of(str(copy)), size=256, cache_dir=tmp_path)
+    same_bytes = derive(identity_settings, spec_of(str(copy)), size=256, cache_dir=tmp_path)
     assert same_bytes.key == base.key  # keyed by content, not by path
     changed = cv2.imread(image_path)
     changed[0, 0] ^= 1  # one pixel, far from the face
     cv2.imwrite(str(copy), changed)
-    assert derive_identity(spec_of(str(copy)), size=256, cache_dir=tmp_path).key != base.key
+    assert (
+        derive(identity_settings, spec_of(str(copy)), size=256, cache_dir=tmp_path).key != base.key
+    )
     assert idcache.cache_key([b"ab", b"c"], {}) != idcache.cache_key([b"a", b"bc"], {})
     assert idcache.cache_key([b"x"], {"a": 1}) != idcache.cache_key([b"x"], {"a": 2})
 
 
 def test_corrupt_entry_is_a_miss_and_rewritten(
-    image_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    identity_settings, image_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = spec_of(image_path)
-    first = derive_identity(spec, size=256, cache_dir=tmp_path)
+    first = derive(identity_settings, spec, size=256, cache_dir=tmp_path)
     entry = idcache.entry_dir(tmp_path, first.key)
     (entry / "arrays.npz").write_bytes(b"truncated")
     with caplog.at_level(logging.WARNING, logger="avatar.identity.cache"):
-        again = derive_identity(spec, size=256, cache_dir=tmp_path)
+        again = derive(identity_settings, spec, size=256, cache_dir=tmp_path)
     assert any("unreadable" in r.getMessage() for r in caplog.records)
     assert_same(first, again)
     assert idcache.load_identity(tmp_path, first.key) is not None  # healed on disk
@@ -89,8 +103,8 @@ def test_corrupt_entry_is_a_miss_and_rewritten(
     assert idcache.load_identity(tmp_path, first.key) is None
 
 
-def test_use_cache_false_writes_nothing(image_path: str, tmp_path: Path) -> None:
-    derive_identity(spec_of(image_path), size=256, cache_dir=tmp_path, use_cache=False)
+def test_use_cache_false_writes_nothing(identity_settings, image_path: str, tmp_path: Path) -> None:
+    derive(identity_settings, spec_of(image_path), size=256, cache_dir=tmp_path, use_cache=False)
     assert not any(tmp_path.iterdir())
 
 

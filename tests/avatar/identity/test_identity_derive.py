@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from avatar.companion import CompanionSpec, load_companion
 from avatar.errors import FaceNotFoundError, FaceTooSmallError, ImageReadError
-from avatar.identity import AvatarIdentity, MouthInterior, derive_identity
+from avatar.identity import AvatarIdentity, derive_identity
 from avatar.identity import topology as topo
+from avatar.identity.derive import IdentitySettings
 
 S = 512
 
@@ -20,10 +22,17 @@ def spec_of(*images: str) -> CompanionSpec:
     return CompanionSpec(id="test", name="Test", images=list(images), style={}, voice=None)
 
 
+def derive(
+    settings: IdentitySettings, spec: CompanionSpec, *, size: int = S, **changes: object
+) -> AvatarIdentity:
+    """derive_identity with the configured settings, some of them changed."""
+    return derive_identity(spec, size=size, settings=dataclasses.replace(settings, **changes))
+
+
 @pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> AvatarIdentity:
+def identity(tmp_path_factory: pytest.TempPathFactory, identity_settings) -> AvatarIdentity:
     cache = tmp_path_factory.mktemp("cache")
-    return derive_identity(load_companion("default"), size=S, cache_dir=cache)
+    return derive(identity_settings, load_companion("default"), cache_dir=cache)
 
 
 def test_astronaut_portrait_and_landmarks(identity: AvatarIdentity) -> None:
@@ -72,87 +81,80 @@ def test_astronaut_masks(identity: AvatarIdentity) -> None:
     assert at("eye_l", topo.IRIS_R_CENTER) == 0.0 and at("mouth", topo.NOSE_TIP) < 0.05
 
 
-def test_astronaut_mouth(identity: AvatarIdentity) -> None:
-    mouth = identity.mouth
-    assert isinstance(mouth, MouthInterior)
-    lm = identity.landmarks
-    assert mouth.width == pytest.approx(float(np.linalg.norm(lm[61, :2] - lm[291, :2])))
-    assert 0.4 * S < mouth.center[0] < 0.6 * S and 0.55 * S < mouth.center[1] < 0.7 * S
-    assert mouth.source_gap > 0.05 * identity.eye_distance  # she smiles with teeth showing
-    luma = [sum(c) / 3 for c in (mouth.teeth_color, mouth.cavity_color, mouth.lip_color)]
-    assert luma[0] > luma[2] > luma[1]  # teeth bright, cavity dark, lips between
-    for colour in (mouth.lip_color, mouth.teeth_color, mouth.cavity_color, mouth.tongue_color):
-        assert len(colour) == 3 and all(0.0 <= c <= 255.0 for c in colour)
-
-
-def test_no_face_names_the_file_and_writes_no_cache(images_dir: Path, tmp_path: Path) -> None:
+def test_no_face_names_the_file_and_writes_no_cache(
+    identity_settings, images_dir: Path, tmp_path: Path
+) -> None:
     cache = tmp_path / "cache"
     for name in ("noise.png", "gradient.png"):
         with pytest.raises(FaceNotFoundError, match=rf"{name}: no face found") as err:
-            derive_identity(spec_of(str(images_dir / name)), cache_dir=cache)
+            derive(identity_settings, spec_of(str(images_dir / name)), cache_dir=cache)
         assert not isinstance(err.value, FaceTooSmallError)
     assert not cache.exists() or not any(cache.rglob("*"))
 
 
-def test_several_failures_are_listed(images_dir: Path, tmp_path: Path) -> None:
+def test_several_failures_are_listed(identity_settings, images_dir: Path, tmp_path: Path) -> None:
     spec = spec_of(str(images_dir / "noise.png"), str(images_dir / "garbage.png"))
     with pytest.raises(FaceNotFoundError) as err:
-        derive_identity(spec, cache_dir=tmp_path)
+        derive(identity_settings, spec, cache_dir=tmp_path)
     assert "noise.png: no face" in str(err.value) and "garbage.png" in str(err.value)
     assert not any(tmp_path.rglob("*"))
 
 
-def test_unreadable_images(images_dir: Path, tmp_path: Path) -> None:
+def test_unreadable_images(identity_settings, images_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ImageReadError, match=r"garbage\.png.*not a decodable image"):
-        derive_identity(spec_of(str(images_dir / "garbage.png")), cache_dir=tmp_path)
+        derive(identity_settings, spec_of(str(images_dir / "garbage.png")), cache_dir=tmp_path)
     with pytest.raises(ImageReadError, match=r"absent\.png.*no such file"):
-        derive_identity(spec_of(str(tmp_path / "absent.png")), cache_dir=tmp_path)
+        derive(identity_settings, spec_of(str(tmp_path / "absent.png")), cache_dir=tmp_path)
     assert not (tmp_path / "identity").exists()
 
 
-def test_tiny_face(images_dir: Path, tmp_path: Path) -> None:
+def test_tiny_face(identity_settings, images_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(FaceTooSmallError, match=r"tiny\.png: face too small.*min_eye_distance"):
-        derive_identity(spec_of(str(images_dir / "tiny.png")), cache_dir=tmp_path)
+        derive(identity_settings, spec_of(str(images_dir / "tiny.png")), cache_dir=tmp_path)
     assert not any(tmp_path.rglob("*"))
 
 
-def test_bad_images_are_skipped_when_one_works(images_dir: Path, tmp_path: Path) -> None:
+def test_bad_images_are_skipped_when_one_works(
+    identity_settings, images_dir: Path, tmp_path: Path
+) -> None:
     spec = spec_of(
         str(images_dir / "garbage.png"), str(images_dir / "noise.png"), "embedded:astronaut"
     )
-    ident = derive_identity(spec, cache_dir=tmp_path, size=256)
+    ident = derive(identity_settings, spec, cache_dir=tmp_path, size=256)
     assert ident.source_index == 2 and ident.size == 256
     assert [r["usable"] for r in ident.selection] == [False, False, True]
     assert "not a decodable image" in ident.selection[0]["reason"]
 
 
 def test_two_faces_largest_warns(
-    images_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    identity_settings, images_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = str(images_dir / "two.png")
     with caplog.at_level(logging.WARNING, logger="avatar.identity"):
-        ident = derive_identity(spec_of(path), cache_dir=tmp_path, use_cache=False)
+        ident = derive(identity_settings, spec_of(path), cache_dir=tmp_path, use_cache=False)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("two.png" in m and "2 faces" in m and "largest" in m for m in warned)
     assert ident.selection[0]["eye_distance_px"] == pytest.approx(60, abs=5)  # the big one
 
 
-def test_two_faces_refuse_and_bad_policy(images_dir: Path, tmp_path: Path) -> None:
+def test_two_faces_refuse_and_bad_policy(
+    identity_settings, images_dir: Path, tmp_path: Path
+) -> None:
     spec = spec_of(str(images_dir / "two.png"))
     with pytest.raises(FaceNotFoundError, match=r"two\.png: 2 faces found.*refuse"):
-        derive_identity(spec, cache_dir=tmp_path, multiple_faces="refuse")
+        derive(identity_settings, spec, cache_dir=tmp_path, multiple_faces="refuse")
     with pytest.raises(ValueError, match="multiple_faces"):
-        derive_identity(spec, cache_dir=tmp_path, multiple_faces="first")
+        derive(identity_settings, spec, cache_dir=tmp_path, multiple_faces="first")
     assert not any(tmp_path.rglob("*"))
 
 
 def test_selection_prefers_the_frontal_image(
-    images_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    identity_settings, images_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     names = ("rot20.png", "astronaut.png", "rot_neg25.png")
     spec = spec_of(*(str(images_dir / n) for n in names))
     with caplog.at_level(logging.INFO, logger="avatar.identity.selection"):
-        ident = derive_identity(spec, cache_dir=tmp_path, use_cache=False, size=256)
+        ident = derive(identity_settings, spec, cache_dir=tmp_path, use_cache=False, size=256)
     assert ident.source_index == 1 and ident.source_path.endswith("astronaut.png")
     rows = ident.selection
     assert rows[1]["chosen"] and not rows[0]["chosen"] and not rows[2]["chosen"]

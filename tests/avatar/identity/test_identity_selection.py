@@ -11,8 +11,9 @@ import pytest
 from avatar.identity import FaceObservation, detect_faces
 from avatar.identity import topology as topo
 from avatar.identity.alignment import alignment_matrix, transform_landmarks, warp_portrait
-from avatar.identity.masks import mouth_interior, polygon_mask
+from avatar.identity.masks import polygon_mask
 from avatar.identity.selection import score_face, select_source
+from avatar.renderers.meshwarp.mouth_colours import mouth_interior
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def test_idle_and_listening_keep_the_mouth_closed(pipeline, user_speech, tmp_pat
     result = pipeline.render_listening("default", user_speech, tmp_path / "listen.mp4")
     track = result.motion
     assert np.all(track["jaw_open"] < 1e-3) and np.all(track["lip_open"] < 1e-3)
-    from avatar.identity.landmarker import detect_faces
+    from avatar.identity.search import detect_faces
     from avatar.media import read_mp4
 
     frames = read_mp4(result.path).frames

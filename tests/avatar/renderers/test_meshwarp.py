@@ -7,15 +7,29 @@ tests check what a viewer would see, not just internal arrays.
 import numpy as np
 import pytest
 
-from avatar.identity.landmarker import detect_faces
+from avatar.identity.search import detect_faces
 from avatar.identity.topology import EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER
-from avatar.motion.track import MotionTrack
-from avatar.renderers.meshwarp import MeshWarpRenderer
+from avatar.motion.track import CHANNELS, MotionTrack
+from avatar.renderers.base import channel_values, render_track
+from avatar.renderers.meshwarp import MeshWarpPrepared, MeshWarpRenderer
 
 
 @pytest.fixture(scope="module")
 def renderer() -> MeshWarpRenderer:
-    return MeshWarpRenderer(size=256, mouth_interior=True, max_cached_identities=2)
+    return MeshWarpRenderer(size=256, mouth_interior=True)
+
+
+@pytest.fixture(scope="module")
+def prepared(renderer, default_identity_256) -> MeshWarpPrepared:
+    return renderer.prepare(default_identity_256)
+
+
+def _frame(renderer, prepared, **values: float) -> np.ndarray:
+    """One frame for channel values given by name (the rest at rest)."""
+    row = np.zeros((1, len(CHANNELS)), np.float32)
+    for name, value in values.items():
+        row[0, CHANNELS.index(name)] = value
+    return renderer.render_chunk(prepared, row)[0]
 
 
 def _face(frame):
@@ -36,9 +50,9 @@ def _eye_open(lm) -> float:
     return float(np.mean(gaps) / np.linalg.norm(lm[33, :2] - lm[263, :2]))
 
 
-def test_rest_pose_closes_the_mouth_and_keeps_the_face(renderer, default_identity_256):
+def test_rest_pose_closes_the_mouth_and_keeps_the_face(renderer, prepared, default_identity_256):
     ident = default_identity_256
-    rest = renderer.render_frame(ident, {})
+    rest = _frame(renderer, prepared)
     assert rest.shape == (256, 256, 3) and rest.dtype == np.uint8
     assert _aperture(_face(rest)) < 0.06, "an open-mouthed source must rest with closed lips"
     # away from the mouth the portrait is untouched
@@ -50,47 +64,66 @@ def test_rest_pose_closes_the_mouth_and_keeps_the_face(renderer, default_identit
     assert np.percentile(diff[~grown], 99) <= 2
 
 
-def test_jaw_opens_the_mouth_monotonically(renderer, default_identity_256):
+def test_jaw_opens_the_mouth_monotonically(renderer, prepared):
     apertures = [
-        _aperture(
-            _face(renderer.render_frame(default_identity_256, {"jaw_open": j, "lip_open": j}))
-        )
+        _aperture(_face(_frame(renderer, prepared, jaw_open=j, lip_open=j)))
         for j in (0.0, 0.3, 0.7)
     ]
     assert apertures[0] < 0.06 < apertures[1] < apertures[2]
 
 
-def test_blink_closes_both_eyes(renderer, default_identity_256):
-    open_eyes = _eye_open(_face(renderer.render_frame(default_identity_256, {})))
-    closed = _eye_open(
-        _face(renderer.render_frame(default_identity_256, {"blink_l": 1, "blink_r": 1}))
-    )
+def test_blink_closes_both_eyes(renderer, prepared):
+    open_eyes = _eye_open(_face(_frame(renderer, prepared)))
+    closed = _eye_open(_face(_frame(renderer, prepared, blink_l=1.0, blink_r=1.0)))
     assert closed < 0.4 * open_eyes
 
 
-def test_stream_equals_batch_with_timestamps(renderer, default_identity_256):
+def test_stream_equals_batch_with_timestamps(renderer, prepared):
     rng = np.random.default_rng(0)
     track = MotionTrack.zeros(6, 25)
     track.set("jaw_open", rng.random(6) * 0.6)
     track.set("head_yaw", rng.normal(0, 2, 6))
-    batch = renderer.render_array(default_identity_256, track)
-    chunks = [track.slice(0, 2), track.slice(2, 3), track.slice(3, 6)]
-    streamed = list(renderer.stream(default_identity_256, chunks))
+    batch = renderer.render_chunk(prepared, channel_values(track))
+    assert batch.shape == (6, 256, 256, 3) and batch.dtype == np.uint8
+    np.testing.assert_array_equal(np.stack(list(render_track(renderer, prepared, track))), batch)
+    stream = renderer.open_stream(prepared)
+    streamed = []
+    for chunk in (track.slice(0, 2), track.slice(2, 3), track.slice(3, 6)):
+        streamed += stream.push(chunk)
     assert [f.index for f in streamed] == list(range(6))
     assert [f.timestamp for f in streamed] == pytest.approx([i / 25 for i in range(6)])
     np.testing.assert_array_equal(np.stack([f.image for f in streamed]), batch)
+    stream.reset()  # an interruption: numbering goes on, frames depend only on their values
+    again = stream.push(track.slice(0, 1))
+    assert again[0].index == 6
+    np.testing.assert_array_equal(again[0].image, batch[0])
+    stream.close()
 
 
-def test_head_motion_moves_the_head_not_the_corners(renderer, default_identity_256):
-    turned = renderer.render_frame(default_identity_256, {"head_yaw": 4.0})
-    rest = renderer.render_frame(default_identity_256, {})
+def test_head_motion_moves_the_head_not_the_corners(renderer, prepared):
+    turned = _frame(renderer, prepared, head_yaw=4.0)
+    rest = _frame(renderer, prepared)
     nose_shift = _face(turned)[1, 0] - _face(rest)[1, 0]
     assert 1.0 < nose_shift < 15.0
     np.testing.assert_array_equal(turned[:8, :8], rest[:8, :8])
 
 
-def test_size_mismatch_is_a_clear_error(default_identity_256):
+def test_size_mismatch_and_bad_values_are_clear_errors(renderer, prepared, default_identity_256):
     with pytest.raises(ValueError, match="renderer.size is 128px"):
-        MeshWarpRenderer(size=128).render_frame(default_identity_256, {})
+        MeshWarpRenderer(size=128, mouth_interior=True).prepare(default_identity_256)
     with pytest.raises(ValueError, match="at least 64"):
-        MeshWarpRenderer(size=16)
+        MeshWarpRenderer(size=16, mouth_interior=True)
+    with pytest.raises(ValueError, match=f"values must be \\(T, {len(CHANNELS)}\\)"):
+        renderer.render_chunk(prepared, np.zeros((2, 5), np.float32))
+
+
+def test_mouth_interior_lives_in_the_prepared_state(prepared, default_identity_256):
+    """The mesh-specific mouth measurements are the renderer's, not the identity's."""
+    mouth, lm = prepared.mouth, default_identity_256.landmarks
+    assert not hasattr(default_identity_256, "mouth")
+    assert mouth.width == pytest.approx(float(np.linalg.norm(lm[61, :2] - lm[291, :2])), rel=1e-5)
+    assert mouth.source_gap > 0.05 * default_identity_256.eye_distance  # she smiles, teeth showing
+    luma = [sum(c) / 3 for c in (mouth.teeth_color, mouth.cavity_color, mouth.lip_color)]
+    assert luma[0] > luma[2] > luma[1]  # teeth bright, cavity dark, lips between
+    assert prepared.source_mouth is not None  # her own teeth are reused when the jaw opens
+    assert not prepared.portrait.flags.writeable  # shared by threads: read only

@@ -18,15 +18,23 @@ import pytest
 from omegaconf import OmegaConf
 from scipy.signal import stft
 
+from avatar.audio import resample
 from avatar.errors import AudioFormatError, AvatarError, TextInputError
-from avatar.media import resample
 from avatar.motion.visemes import covers
 from avatar.speech import SILENCE, HibariTTS, PhonemeTimeline, Speech
 from avatar.speech.aligner import ARPABET_PHONES, PocketsphinxAligner, _phoneme, build_timeline
 
 CONFIG = Path(__file__).parents[3] / "configs" / "aligner" / "pocketsphinx.yaml"
 TTS_KW = dict(
-    speed=1.0, seed=0, max_chars=2000, target_dbfs=-20.0, sentence_pause_s=0.05, threads=2
+    name="hibari-test",
+    voice="heart",
+    speed=1.0,
+    seed=0,
+    max_chars=2000,
+    target_dbfs=-20.0,
+    sentence_pause_s=0.05,
+    threads=2,
+    timeline_shift_s=0.0,
 )
 TEXT = (
     "The weather is lovely today. We should walk to the park and look at the birds. "

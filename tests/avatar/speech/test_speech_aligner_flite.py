@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from avatar.speech.aligner import PocketsphinxAligner
+from avatar.speech.flite_tts import FliteTTS
 from avatar.speech.timeline import SILENCE
 
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")
@@ -46,13 +47,12 @@ def _matched_boundaries(truth, aligned) -> list[float]:
 
 @pytest.mark.parametrize("voice", ["slt", "awb"])
 def test_median_phone_boundary_error_within_one_frame(aligner, voice):
-    from avatar.data.voices import FliteVoice
-
-    flite = FliteVoice(name=f"flite-{voice}", voice=voice, target_dbfs=-20.0)
+    flite = FliteTTS(name=f"flite-{voice}", voice=voice, target_dbfs=-20.0, max_chars=400)
     errors, matched, total = [], 0, 0
     for text in TEXTS:
-        audio, rate, truth = flite.speak(text)
-        aligned = aligner.align(audio, rate, text)
+        speech = flite.synthesize(text)
+        truth = speech.timeline
+        aligned = aligner.align(speech.audio, speech.sample_rate, text)
         e = _matched_boundaries(truth, aligned)
         errors += e
         matched += len(e) // 2

@@ -13,8 +13,18 @@ from avatar.speech import SILENCE, HibariTTS, Speech, TextToSpeech
 from avatar.speech.hibari_tts import HIBARI_PHONEMES, STEP, _vocab, phones_from_steps
 from avatar.speech.loudness import active_rms_dbfs
 
-CONFIG = Path(__file__).parents[3] / "configs" / "tts" / "hibari.yaml"
-KW = dict(speed=1.0, seed=0, max_chars=200, target_dbfs=-20.0, sentence_pause_s=0.35, threads=2)
+CONFIG = Path(__file__).parents[3] / "configs" / "voices" / "default.yaml"
+KW = dict(
+    name="hibari-test",
+    voice="heart",
+    speed=1.0,
+    seed=0,
+    max_chars=200,
+    target_dbfs=-20.0,
+    sentence_pause_s=0.35,
+    threads=2,
+    timeline_shift_s=0.0,
+)
 TWO = "Hello there, Dr. Smith! How are you today?"
 
 
@@ -40,9 +50,10 @@ def test_protocol_and_output(tts: HibariTTS, two: Speech) -> None:
 def test_graph_durations_sum_to_audio_length(tts: HibariTTS, speed: float) -> None:
     from hibari import dsp
 
-    ids = [0, *(_vocab()[c] for c in tts._g2p("The quick brown fox jumps over the lazy dog.")), 0]
+    model = tts._model()
+    ids = [0, *(_vocab()[c] for c in model.g2p("The quick brown fox jumps over the lazy dog.")), 0]
     feed = {"ids": np.asarray([ids], np.int64), "speed": np.asarray([speed], np.float32)}
-    *spectra, steps = tts._session.run(tts._outputs, feed)
+    *spectra, steps = model.session.run(model.outputs, feed)
     wav = dsp.synth(*(o[0] for o in spectra), np.random.default_rng(0))
     assert steps.shape == (len(ids),) and steps.min() >= 1
     assert abs(len(wav) - STEP * int(steps.sum())) < STEP
@@ -75,7 +86,7 @@ def test_phonemes_match_hibari_g2p(tts: HibariTTS) -> None:
 
     text = "I paid $9.99 on 3/4/2024, didn't I? It's 7:30 pm."
     for sentence in ["I paid $9.99 on 3/4/2024, didn't I?", "It's 7:30 pm."]:
-        assert [c.phonemes for c in tts._phonemize(sentence)] == [tts._g2p(sentence)]
+        assert [c.phonemes for c in tts._phonemize(sentence)] == [tts._model().g2p(sentence)]
     assert len(Hibari.split_sentences(text)) == 2
 
 
@@ -164,14 +175,15 @@ def test_unknown_voice_raises_without_network(monkeypatch: pytest.MonkeyPatch, v
 def test_config_instantiates() -> None:
     from hydra.utils import instantiate
 
-    cfg = OmegaConf.load(CONFIG)
+    cfg = OmegaConf.load(CONFIG).voices.heart
     tts = instantiate(cfg)
     assert isinstance(tts, HibariTTS) and tts.voice == "heart" and tts.max_chars == 2000
+    assert tts.name == "hibari-heart" and tts.timeline_shift_s == -0.035
 
 
 def test_timeline_shift_moves_phones_onto_the_audio(two: Speech) -> None:
     """``timeline_shift_s`` (configs: -0.035) moves every boundary, audio untouched."""
-    shifted = HibariTTS(**KW, timeline_shift_s=-0.035).synthesize(TWO)
+    shifted = HibariTTS(**{**KW, "timeline_shift_s": -0.035}).synthesize(TWO)
     assert np.array_equal(shifted.audio, two.audio)
     assert shifted.timeline.duration == two.timeline.duration
     inner = [
@@ -182,5 +194,4 @@ def test_timeline_shift_moves_phones_onto_the_audio(two: Speech) -> None:
     assert inner and all(abs(b.start - (a.start - 0.035)) < 1e-9 for a, b in inner)
     assert shifted.timeline.phones[0].start == 0.0
     assert shifted.timeline.phones[-1].end == two.timeline.duration
-    cfg = OmegaConf.load(Path(__file__).parents[3] / "configs" / "tts" / "hibari.yaml")
-    assert cfg.timeline_shift_s == -0.035
+    assert OmegaConf.load(CONFIG).voices.heart.timeline_shift_s == -0.035

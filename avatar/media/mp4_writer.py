@@ -1,0 +1,268 @@
+"""Streaming MP4 writing (PyAV): H.264 (libx264) + AAC, interleaved, faststart, atomic.
+
+Frames are RGB uint8 (H, W, 3); audio is float32 in [-1, 1], (S,) mono or (S, C). AAC priming
+(1024 samples of encoder delay) goes out as a negative first-packet pts, which the mp4 muxer
+records in an edit list and FFmpeg's decoder drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from avatar.audio import check_rate, resample
+from avatar.errors import AudioFormatError, ConfigValueError, VideoFormatError
+from avatar.media.files import temp_beside
+
+log = logging.getLogger(__name__)
+
+__all__ = ["X264_PRESETS", "EncoderSettings", "Mp4Writer", "write_mp4"]
+
+_AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # we encode AAC at
+PathLike = str | os.PathLike[str]
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """H.264/AAC settings of written MP4s (config group ``encoder``; defaults live there).
+
+    Attributes:
+        crf: libx264 constant rate factor, 0..51 (18 near-transparent, 23 the x264 default).
+        preset: libx264 preset, ``ultrafast`` .. ``veryslow``.
+        audio_bitrate: AAC bit rate in bit/s, 8000..512000.
+
+    >>> EncoderSettings(crf=99, preset="veryfast", audio_bitrate=128000)
+    Traceback (most recent call last):
+    ...
+    avatar.errors.ConfigValueError: encoder.crf must be an integer in 0..51, got 99
+    """
+
+    crf: int
+    preset: str
+    audio_bitrate: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise ConfigValueError(f"encoder.crf must be an integer in 0..51, got {self.crf!r}")
+        if self.preset not in X264_PRESETS:
+            raise ConfigValueError(
+                f"encoder.preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}"
+            )
+        if not isinstance(self.audio_bitrate, int) or not 8000 <= self.audio_bitrate <= 512000:
+            raise ConfigValueError(
+                f"encoder.audio_bitrate must be 8000..512000 bit/s, got {self.audio_bitrate!r}"
+            )
+
+
+class Mp4Writer:
+    """Streaming MP4 writer: H.264 (libx264, yuv420p, CFR, pts = frame index) + AAC, faststart.
+
+    Frames are encoded as they arrive. Audio is buffered and encoded up to the time the video has
+    reached (so the file is interleaved); ``close`` zero-pads or trims it to exactly n_frames / fps.
+    Output goes to a hidden temp file beside ``path`` that replaces ``path`` only on a clean
+    ``close``; leaving the ``with`` block by an exception (or ``abort()``) deletes it.
+
+    Args:
+        path: Target .mp4 file; parent directories are created.
+        fps: Frames per second (made rational with denominator <= 1001, e.g. 30000/1001).
+        size: (W, H) in pixels, both even (yuv420p).
+        sample_rate: Rate of the audio given to ``write_audio`` in Hz; a rate AAC lacks is
+            resampled to the next one up (at most 48000).
+        encoder: H.264 and AAC settings (config group ``encoder``).
+        channels: Audio channels, 1 or 2.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        fps: float,
+        size: tuple[int, int],
+        sample_rate: int,
+        encoder: EncoderSettings,
+        channels: int = 1,
+    ) -> None:
+        width, height = size
+        if not (math.isfinite(fps) and fps > 0) or min(size) <= 0 or width % 2 or height % 2:
+            raise VideoFormatError(f"{path}: need fps > 0 and even (W, H), got {fps}, {size}")
+        if channels not in (1, 2):
+            raise AudioFormatError(f"{path}: MP4 audio must be mono or stereo, not {channels} ch")
+        check_rate(sample_rate, path)
+        self.path, self.fps, self.size = Path(path), float(fps), (width, height)
+        self.sample_rate, self.channels = sample_rate, channels
+        self._rate = Fraction(fps).limit_denominator(1001)
+        self._aac_rate = next((r for r in _AAC_RATES if r >= sample_rate), 48000)
+        self._layout = "mono" if channels == 1 else "stereo"
+        self._n_frames, self._audio_sent, self._closed = 0, 0, False
+        self._audio_buf = np.zeros((0, channels), np.float32)  # (S, C) at the AAC rate, unsent
+        self._tmp = temp_beside(self.path, ".part.mp4")
+        try:
+            self._container = av.open(
+                str(self._tmp), "w", format="mp4", options={"movflags": "+faststart"}
+            )
+            self._video = self._container.add_stream(
+                "libx264",
+                rate=self._rate,
+                options={"crf": str(encoder.crf), "preset": encoder.preset},
+            )
+            self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
+            self._video.codec_context.time_base = 1 / self._rate
+            self._audio = self._container.add_stream("aac", rate=self._aac_rate)
+            self._audio.layout, self._audio.bit_rate = self._layout, encoder.audio_bitrate
+            self._container.start_encoding()  # opens the encoders, so frame_size is known
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self._frame_size = self._audio.codec_context.frame_size or 1024
+        if self._aac_rate != sample_rate:
+            log.info("%s: resampling audio %d -> %d Hz for AAC", path, sample_rate, self._aac_rate)
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _mux(self, packets: Iterable[av.Packet]) -> None:
+        if self._closed:
+            raise RuntimeError(f"Mp4Writer for {self.path} is closed")
+        for packet in packets:
+            self._container.mux(packet)
+
+    def write_frame(self, frame_rgb: np.ndarray) -> None:
+        """Encode one RGB uint8 (H, W, 3) frame, (W, H) = ``size``."""
+        frame_rgb, (width, height) = np.asarray(frame_rgb), self.size
+        if frame_rgb.dtype != np.uint8 or frame_rgb.shape != (height, width, 3):
+            raise VideoFormatError(
+                f"{self.path}: frame {self._n_frames} must be uint8 ({height}, {width}, 3), "
+                f"got {frame_rgb.dtype} {frame_rgb.shape}"
+            )
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")
+        frame.pts, frame.time_base = self._n_frames, 1 / self._rate
+        self._mux(self._video.encode(frame))
+        self._n_frames += 1
+        self._pump_audio(final=False)
+
+    def write_frames(self, frames: Iterable[np.ndarray]) -> None:
+        """Encode frames one at a time from a (T, H, W, 3) array or any iterable of frames."""
+        for frame in frames:
+            self.write_frame(frame)
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append float (S,) or (S, C) audio in [-1, 1] at ``sample_rate``; call once or often."""
+        samples = np.asarray(samples)
+        samples = samples[:, None] if samples.ndim == 1 else samples
+        ok = samples.ndim == 2 and samples.shape[1] == self.channels
+        if not (ok and np.issubdtype(samples.dtype, np.floating) and np.isfinite(samples).all()):
+            raise AudioFormatError(
+                f"{self.path}: audio must be finite float (S,) or (S, "
+                f"{self.channels}), got {samples.dtype} {samples.shape}"
+            )
+        samples = resample(np.clip(samples, -1.0, 1.0), self.sample_rate, self._aac_rate)
+        self._audio_buf = np.concatenate([self._audio_buf, samples])
+        self._pump_audio(final=False)
+
+    def _pump_audio(self, *, final: bool) -> None:
+        """Encode buffered audio up to the video's current end in AAC frames of frame_size."""
+        target = round(self._n_frames * self._aac_rate / self._rate)  # samples the video spans
+        missing = target - self._audio_sent - len(self._audio_buf)
+        if final and missing > 0:
+            pad = np.zeros((missing, self.channels), np.float32)
+            self._audio_buf = np.concatenate([self._audio_buf, pad])
+        elif final and missing < 0:
+            log.debug("%s: trimming %d audio samples past the video", self.path, -missing)
+        while True:
+            n = min(self._frame_size, target - self._audio_sent, len(self._audio_buf))
+            if n <= 0 or (n < self._frame_size and not final):
+                break  # the encoder takes a short frame only as the last one
+            chunk, self._audio_buf = self._audio_buf[:n], self._audio_buf[n:]
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(chunk.T), format="fltp", layout=self._layout
+            )
+            frame.sample_rate, frame.pts = self._aac_rate, self._audio_sent
+            frame.time_base = Fraction(1, self._aac_rate)
+            self._mux(self._audio.encode(frame))
+            self._audio_sent += n
+
+    def close(self) -> None:
+        """Finish the audio, flush both encoders, write the trailer and move the file into place."""
+        if self._closed:
+            return
+        try:
+            if self._n_frames == 0:
+                raise VideoFormatError(f"{self.path}: no frames were written")
+            self._pump_audio(final=True)
+            self._mux(self._video.encode(None))
+            self._mux(self._audio.encode(None))
+            self._closed = True
+            self._container.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        log.debug("%s: wrote %d frames at %s fps", self.path, self._n_frames, self._rate)
+
+    def abort(self) -> None:
+        """Drop the output: close the container and delete the temp file; ``path`` is untouched."""
+        self._closed = True
+        try:
+            self._container.close()
+        except (av.FFmpegError, OSError) as exc:
+            log.debug("%s: error while aborting: %s", self.path, exc)
+        self._tmp.unlink(missing_ok=True)
+
+
+def write_mp4(
+    path: PathLike,
+    frames: Iterable[np.ndarray] | np.ndarray,
+    *,
+    fps: float,
+    audio: np.ndarray,
+    sample_rate: int,
+    encoder: EncoderSettings,
+) -> Path:
+    """Write RGB uint8 frames ((T, H, W, 3) array or iterable) and (S,) or (S, C) audio to MP4.
+
+    The audio is trimmed or zero-padded to T / fps; see ``Mp4Writer`` for the encoding.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None or np.ndim(first) != 3:
+        raise VideoFormatError(f"{path}: need at least one (H, W, 3) frame")
+    audio = np.asarray(audio)
+    height, width = np.shape(first)[:2]
+    with Mp4Writer(
+        path,
+        fps=fps,
+        size=(width, height),
+        sample_rate=sample_rate,
+        encoder=encoder,
+        channels=1 if audio.ndim == 1 else audio.shape[-1],
+    ) as writer:
+        writer.write_audio(audio)  # first, so audio and video packets interleave
+        writer.write_frame(first)
+        writer.write_frames(frames)
+    return Path(path)
