@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPS := pyproject.toml Makefile
 
-.PHONY: help install demo test bench bench-stream eval eval-motion eval-sync train train-sync clean
+.PHONY: help install demo test bench bench-stream bench-concurrency eval eval-motion eval-sync train train-sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -58,6 +58,9 @@ eval-motion: $(STAMP)  ## the three mouth sources (aligner, recognition, learned
 
 bench-stream: $(STAMP)  ## real-time path: 20 ms chunks in, frames out, latency p50/p95
 	$(BIN)/python benchmarks/bench_streaming.py
+
+bench-concurrency: $(STAMP)  ## one shared pipeline: 8 requests serial vs 4 threads, cancellation
+	$(BIN)/python benchmarks/bench_concurrency.py
 
 clean:  ## remove outputs (keeps .venv)
 	rm -rf out outputs .pytest_cache

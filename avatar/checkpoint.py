@@ -19,7 +19,11 @@ is rebuilt with :mod:`importlib` (no Hydra, no ``configs/``), and files are read
 Example:
     >>> import tempfile
     >>> from avatar.modules.sync_expert import SyncExpert
-    >>> net = SyncExpert(video_channels=(4,), audio_channels=4, hidden=4, embed_dim=4)
+    >>> net = SyncExpert(
+    ...     sample_rate=16000, win_length=400, hop_length=160, n_mels=64, f_min=50.0, f_max=8000.0,
+    ...     hops_per_frame=4, window=5, video_channels=(4,), crop_shape=(48, 96),
+    ...     audio_channels=4, hidden=4, embed_dim=4,
+    ... )
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     path = save_network(f"{tmp}/expert.ckpt", net)
     ...     type(load_network(path, expected=SyncExpert)).__name__, read_net_config(path)["hidden"]

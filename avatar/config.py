@@ -118,7 +118,7 @@ class PipelineFactory:
         return pipeline_from_config(config)
 
 
-def pipeline_factory(overrides: Sequence[str] = ()) -> PipelineFactory:
+def pipeline_factory(overrides: Sequence[str]) -> PipelineFactory:
     """Compose ``configs/render.yaml`` with ``overrides`` into a :class:`PipelineFactory`."""
     cfg = compose("render", list(overrides))
     resolved = OmegaConf.to_container(cfg, resolve=True)

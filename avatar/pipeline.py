@@ -34,8 +34,9 @@ from avatar.motion.generate import MotionGenerator
 from avatar.motion.track import MotionTrack
 from avatar.render_ahead import RenderAhead
 from avatar.renderers.base import Renderer, render_track
-from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline
-from avatar.speech.tts import Speech, TextToSpeech
+from avatar.speech.timeline import PhonemeTimeline
+from avatar.speech.tts import Speech, silence_speech
+from avatar.speech.voices import Voices
 from avatar.streaming import (
     StreamingSession,
     StreamingSettings,
@@ -45,7 +46,7 @@ from avatar.streaming import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Aligner", "Pipeline", "RenderResult", "Voices", "silence_speech"]
+__all__ = ["Aligner", "Pipeline", "RenderResult"]
 
 
 class Aligner(Protocol):
@@ -54,12 +55,6 @@ class Aligner(Protocol):
     def timeline(
         self, audio: np.ndarray, sample_rate: int, transcript: str | None = None
     ) -> PhonemeTimeline: ...
-
-
-class Voices(Protocol):
-    """The TTS voices a pipeline may speak with (see :mod:`avatar.speech.voices`)."""
-
-    def get(self, name: str | None) -> TextToSpeech: ...
 
 
 @dataclass
@@ -311,16 +306,8 @@ class Pipeline:
         timings.update(render=frames.busy_s, encode=encode_s)
         timings["total"] = time.perf_counter() - start + before
         log.info("wrote %s: %d frames, %.2f s of audio", out, len(motion), speech.duration)
-        return RenderResult(
-            Path(out),
-            len(motion),
-            motion.fps,
-            speech.duration,
-            timings,
-            resolved.identity,
-            motion,
-            speech,
-        )
+        n, fps, seconds = len(motion), motion.fps, speech.duration
+        return RenderResult(Path(out), n, fps, seconds, timings, resolved.identity, motion, speech)
 
     def render_text(
         self,
@@ -407,10 +394,3 @@ class Pipeline:
         return self.render_speech(
             companion, speech, out, listen_to=user_speech, soundtrack=user_speech, cancel=cancel
         )
-
-
-def silence_speech(seconds: float, sample_rate: int = 24000) -> Speech:
-    """Speech that says nothing for ``seconds`` (an idle clip)."""
-    n = int(round(seconds * sample_rate))
-    timeline = PhonemeTimeline([Phone(SILENCE, 0.0, n / sample_rate)], duration=n / sample_rate)
-    return Speech(np.zeros(n, np.float32), sample_rate, timeline, "")

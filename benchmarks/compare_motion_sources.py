@@ -28,10 +28,10 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from avatar.companion import configs_dir
 from avatar.data.audio2motion_datamodule import split_utterances
 from avatar.errors import AvatarError
 from avatar.motion.learned import LearnedMotion
-from avatar.speech.aligner import PocketsphinxAligner
 
 FPS = 25
 
@@ -77,7 +77,7 @@ def main() -> None:
         seed=cfg.data.seed,
     )["test"][: args.limit]
     model = LearnedMotion.load(args.ckpt)
-    aligner = PocketsphinxAligner(max_seconds=120.0, min_rms_db=-60.0)
+    aligner = instantiate(OmegaConf.load(configs_dir() / "aligner" / "pocketsphinx.yaml"))
     rows: dict[str, list[dict]] = {
         "aligner+transcript": [],
         "phone recognition": [],

@@ -142,9 +142,9 @@ def run_benchmark(
     out_dir: Path,
     *,
     make_pipeline: Callable[[Sequence[str]], PipelineFactory],
-    references: str = "portrait",
-    warmup_text: str | None = None,
-    feature_options: Mapping[str, Any] | None = None,
+    references: str,
+    warmup_text: str | None,
+    feature_options: Mapping[str, Any],
     on_clip: Callable[[ClipScore], None] | None = None,
 ) -> list[RendererScores]:
     """Renders and scores every item, one renderer at a time.
@@ -160,7 +160,9 @@ def run_benchmark(
         warmup_text: rendered once per renderer and companion before the timed clips (loads
             models, precomputes per-identity warps), so speed is that of a warm session; None
             times cold starts too.
-        feature_options: keyword arguments of :func:`~evals.features.extract_features`.
+        feature_options: the ``features`` config node: keyword arguments of
+            :func:`~evals.features.extract_features` (``floor_db``, ``min_confidence``,
+            ``mask_margin``).
         on_clip: called with each scored clip (plots, progress).
 
     Returns:
@@ -204,7 +206,7 @@ def run_benchmark(
                 clip.sample_rate,
                 references=refs,
                 timings=timings,
-                **dict(feature_options or {}),
+                **dict(feature_options),
             )
             inputs = feats.inputs() | viseme_inputs(result, coart)  # known timings: visemes
             values, skipped = suite.score_clip(inputs)

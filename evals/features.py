@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evals.functional.lipsync import FLOOR_DB, frame_level_db, speech_envelope
+from evals.functional.lipsync import frame_level_db, speech_envelope
 from evals.functional.mouth import eye_openness, mouth_aperture
 from evals.landmarks import FaceTrack, track_video
 
@@ -85,7 +85,7 @@ class ClipFeatures:
         return out
 
 
-def static_mask(landmarks: np.ndarray, shape: tuple[int, int], margin: float = 0.35) -> np.ndarray:
+def static_mask(landmarks: np.ndarray, shape: tuple[int, int], margin: float) -> np.ndarray:
     """Pixels away from the face over the whole clip: the background that should not change.
 
     The union over frames of each face's landmark box, grown by ``margin`` times its size on
@@ -127,9 +127,9 @@ def extract_features(
     *,
     references: Sequence[np.ndarray] | None = None,
     timings: Mapping[str, float] | None = None,
-    floor_db: float = FLOOR_DB,
-    min_confidence: float = 0.5,
-    mask_margin: float = 0.35,
+    floor_db: float,
+    min_confidence: float,
+    mask_margin: float,
 ) -> ClipFeatures:
     """Tracks the face in a clip and derives every per-frame curve the metrics use.
 

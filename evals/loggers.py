@@ -104,10 +104,10 @@ class WandbLogger:
         *,
         project: str,
         mode: str,
-        name: str | None = None,
-        group: str | None = None,
-        tags: Sequence[str] = (),
-        max_videos: int = 4,
+        name: str | None,
+        group: str | None,
+        tags: Sequence[str],
+        max_videos: int,
     ) -> None:
         if mode not in _MODES:
             raise ConfigValueError(f"logger.mode must be one of {_MODES} (offline), got {mode!r}")

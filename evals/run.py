@@ -169,9 +169,9 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
         items,
         spec.factory,
         out_dir,
-        make_pipeline=_pipeline_maker(bench.get("render_overrides") or []),
-        references=bench.get("references", "portrait"),
-        warmup_text=bench.get("warmup_text"),
+        make_pipeline=_pipeline_maker(bench["render_overrides"]),
+        references=bench["references"],
+        warmup_text=bench["warmup_text"],
         feature_options=_plain(cfg.features),
         on_clip=on_clip,
     )

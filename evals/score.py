@@ -55,7 +55,7 @@ def score_video(
     *,
     audio: str | Path | None = None,
     references: Sequence[str] = (),
-    feature_options: Mapping[str, Any] | None = None,
+    feature_options: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Every metric of ``suite`` that applies to one video file.
 
@@ -64,7 +64,9 @@ def score_video(
         suite: the metrics (a fresh :class:`~evals.suite.Suite`).
         audio: an audio file to use instead of the video's own track (starts at frame 0).
         references: the companion's image refs (paths or ``embedded:astronaut``).
-        feature_options: keyword arguments of :func:`~evals.features.extract_features`.
+        feature_options: the ``features`` config node: keyword arguments of
+            :func:`~evals.features.extract_features` (``floor_db``, ``min_confidence``,
+            ``mask_margin``).
 
     Returns:
         A flat JSON-ready dict (see the module docstring).
@@ -78,7 +80,7 @@ def score_video(
         samples = np.pad(samples[:n], (0, max(0, n - len(samples))))
     refs = [load_image(ref) for ref in references]
     feats = extract_features(
-        clip.frames, clip.fps, samples, rate, references=refs or None, **dict(feature_options or {})
+        clip.frames, clip.fps, samples, rate, references=refs or None, **dict(feature_options)
     )
     values, skipped = suite.score_clip(feats.inputs())
     report: dict[str, Any] = {f"media/{k}": info[k] for k in _MEDIA_KEYS}

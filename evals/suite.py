@@ -30,11 +30,11 @@ class Suite:
     """Metric groups scored one clip at a time.
 
     Args:
-        groups: ``{group: {name: metric}}``, e.g. ``{"lipsync": {"av": LipSyncOffset()}}``.
+        groups: ``{group: {name: metric}}``, e.g. ``{"lipsync": {"av": LipSyncOffset(...)}}``.
 
     Example:
         >>> from evals.metrics import MouthMotion
-        >>> suite = Suite({"lipsync": {"motion": MouthMotion()}})
+        >>> suite = Suite({"lipsync": {"motion": MouthMotion(silence_db=-35.0, floor_db=-60.0)}})
         >>> values, skipped = suite.score_clip(
         ...     {"aperture": torch.tensor([[0.25, 0.0]]), "envelope": torch.tensor([[1.0, 0.0]])})
         >>> values["lipsync/motion_contrast"], skipped

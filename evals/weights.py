@@ -60,7 +60,7 @@ class WeightSpec:
     sha256: str | None
     licence: str
     used_by: str
-    source: str = "weights_dir"
+    source: str
 
     def __post_init__(self) -> None:
         if self.source not in _SOURCES:
@@ -91,7 +91,7 @@ class WeightsRegistry:
 
     Example:
         >>> reg = WeightsRegistry(directory=None, entries={"x": {"file": "x.bin", "sha256": None,
-        ...     "licence": "MIT", "used_by": "doc"}}, strict=False)
+        ...     "licence": "MIT", "used_by": "doc", "source": "weights_dir"}}, strict=False)
         >>> reg.resolve("x", required=False) is None, reg.reason("x")
         (True, 'skipped: weights x absent (no weights directory: set AVATAR_WEIGHTS_DIR or weights.dir)')
     """  # noqa: E501
@@ -276,16 +276,20 @@ def _read_registry_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_registry(cfg: Mapping[str, Any] | None = None) -> WeightsRegistry:
-    """A registry from a ``weights`` config node, or from ``configs/weights/registry.yaml``."""
+    """A registry from a ``weights`` config node, or from ``configs/weights/registry.yaml``.
+
+    Raises:
+        ConfigValueError: the node lacks ``dir``, ``entries`` or ``strict`` (their one home is
+            the registry file).
+    """
     if cfg is None:
         from avatar.companion import configs_dir
 
         cfg = _read_registry_yaml(configs_dir() / "weights" / "registry.yaml")
-    return WeightsRegistry(
-        directory=cfg.get("dir"),
-        entries=cfg.get("entries") or {},
-        strict=bool(cfg.get("strict", False)),
-    )
+    missing = sorted({"dir", "entries", "strict"} - set(cfg))
+    if missing:
+        raise ConfigValueError(f"weights config lacks {missing}")
+    return WeightsRegistry(directory=cfg["dir"], entries=cfg["entries"], strict=cfg["strict"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -338,6 +338,13 @@ def test_the_real_graph_is_not_empty() -> None:
     assert len(graph.modules) > 100, sorted(graph.modules)
     assert len(graph.pairs()) > 200, f"only {len(graph.pairs())} module imports found"
     assert any(e.target in ("torch", "numpy") for e in graph.external)
+    pairs = set(graph.pairs())
+    for known in (
+        ("avatar.pipeline", "avatar.renderers.base"),
+        ("avatar.renderers.meshwarp.renderer", "avatar.renderers.base"),
+        ("avatar.identity.search", "avatar.identity.landmarker"),
+    ):
+        assert known in pairs, f"the builder misses the import {known}"
 
 
 def test_no_import_cycles() -> None:

@@ -52,8 +52,14 @@ class SyncExpert(nn.Module):
         hidden: width of both temporal convs' hidden layer.
         embed_dim: D, the embedding size.
 
+    Every argument is a config value (``configs/model/sync_expert.yaml`` documents each one).
+
     Example:
-        >>> net = SyncExpert(video_channels=(4, 8), audio_channels=8, hidden=8, embed_dim=4)
+        >>> net = SyncExpert(
+        ...     sample_rate=16000, win_length=400, hop_length=160, n_mels=64, f_min=50.0,
+        ...     f_max=8000.0, hops_per_frame=4, window=5, video_channels=(4, 8),
+        ...     crop_shape=(48, 96), audio_channels=8, hidden=8, embed_dim=4,
+        ... )
         >>> v = net.embed_video(torch.rand(2, 10, 48, 96))
         >>> a = net.embed_audio(torch.zeros(2, 10 * 640))
         >>> v.shape, a.shape
@@ -63,19 +69,19 @@ class SyncExpert(nn.Module):
     def __init__(
         self,
         *,
-        sample_rate: int = 16000,
-        win_length: int = 400,
-        hop_length: int = 160,
-        n_mels: int = 64,
-        f_min: float = 50.0,
-        f_max: float = 8000.0,
-        hops_per_frame: int = 4,
-        window: int = 5,
-        video_channels: tuple[int, ...] = (32, 64, 96, 128),
-        crop_shape: tuple[int, int] = (48, 96),
-        audio_channels: int = 128,
-        hidden: int = 256,
-        embed_dim: int = 128,
+        sample_rate: int,
+        win_length: int,
+        hop_length: int,
+        n_mels: int,
+        f_min: float,
+        f_max: float,
+        hops_per_frame: int,
+        window: int,
+        video_channels: tuple[int, ...],
+        crop_shape: tuple[int, int],
+        audio_channels: int,
+        hidden: int,
+        embed_dim: int,
     ) -> None:
         super().__init__()
         if hops_per_frame != 4:

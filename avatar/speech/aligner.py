@@ -147,7 +147,7 @@ class PocketsphinxAligner:
         ValueError: ``max_seconds`` not positive or ``sample_rate`` not the model's rate.
     """
 
-    def __init__(self, *, max_seconds: float, min_rms_db: float, sample_rate: int = 16000) -> None:
+    def __init__(self, *, max_seconds: float, min_rms_db: float, sample_rate: int) -> None:
         if not max_seconds > MIN_SECONDS or sample_rate != MODEL_RATE:
             raise ValueError(
                 f"PocketsphinxAligner: need max_seconds > {MIN_SECONDS} and sample_rate == "

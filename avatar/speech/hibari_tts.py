@@ -274,6 +274,11 @@ class HibariTTS:
             out["timeline_shift_s"] = self.timeline_shift_s
         return out
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the ONNX session and G2P are loaded (they load on the first ``synthesize``)."""
+        return self._loaded is not None
+
     def _model(self) -> _Model:
         """The session and G2P, loaded once (under a lock) on first use."""
         model = self._loaded

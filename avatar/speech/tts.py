@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from avatar.speech.timeline import PhonemeTimeline
+from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline
 
 
 @dataclass
@@ -73,3 +73,14 @@ class TextToSpeech(Protocol):
             avatar.errors.TextInputError: the text is empty, too long or unspeakable.
         """
         ...
+
+
+def silence_speech(seconds: float, sample_rate: int = 24000) -> Speech:
+    """Speech that says nothing for ``seconds`` (an idle or listening clip).
+
+    >>> silence_speech(0.5, 16000).timeline.phones[0].phoneme, silence_speech(0.5).duration
+    ('_', 0.5)
+    """
+    n = int(round(seconds * sample_rate))
+    timeline = PhonemeTimeline([Phone(SILENCE, 0.0, n / sample_rate)], duration=n / sample_rate)
+    return Speech(np.zeros(n, np.float32), sample_rate, timeline, "")

@@ -64,7 +64,7 @@ class ArcFaceCSIM(BackboneMetric):
         self,
         embedder: ArcFaceEmbedder | None = None,
         *,
-        sample_every: int = 10,
+        sample_every: int,
         registry: WeightsRegistry | None = None,
         locate: Callable[[np.ndarray], np.ndarray | None] | None = None,
         **kwargs: Any,

@@ -26,7 +26,7 @@ class BlinkRate(EvalMetric):
 
     Example:
         >>> x = torch.full((2, 750, 2), 0.3); x[:, 100:103] = 0.05; x[1, 500:503] = 0.05
-        >>> BlinkRate()(x, 25.0)["rate_per_min"].item()
+        >>> BlinkRate(ratio=0.6, noise_k=4.0, max_duration_s=1.0)(x, 25.0)["rate_per_min"].item()
         3.0
     """
 
@@ -37,9 +37,9 @@ class BlinkRate(EvalMetric):
     def __init__(
         self,
         *,
-        ratio: float = 0.6,
-        noise_k: float = 4.0,
-        max_duration_s: float = 1.0,
+        ratio: float,
+        noise_k: float,
+        max_duration_s: float,
         **kwargs: Any,
     ) -> None:
         if not 0 < ratio < 1 or not noise_k > 0 or not max_duration_s > 0:

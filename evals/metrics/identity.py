@@ -18,7 +18,6 @@ import torch
 from evals.functional._clips import as_clips, as_numpy, per_clip_scalars
 from evals.functional._clips import to_rgb8 as _to_rgb8
 from evals.functional.identity import (
-    SAME_PERSON_THRESHOLD,
     DlibFaceEmbedder,
     FaceEmbedder,
     MemoEmbedder,
@@ -49,7 +48,7 @@ class _IdentityMetric(BackboneMetric):
     """
 
     def __init__(
-        self, *, embedder: FaceEmbedder | None = None, sample_every: int = 10, **kwargs: Any
+        self, *, embedder: FaceEmbedder | None = None, sample_every: int, **kwargs: Any
     ) -> None:
         if not isinstance(sample_every, int) or sample_every < 1:
             raise ValueError(f"sample_every must be an int >= 1, got {sample_every!r}")
@@ -108,7 +107,8 @@ class IdentityDistance(_IdentityMetric):
         ...         return img.reshape(-1, 3).mean(0) / 255.0
         >>> video = torch.full((1, 4, 3, 8, 8), 0.5)
         >>> ref = np.full((8, 8, 3), 128, np.uint8)
-        >>> IdentityDistance(embedder=Mean(), sample_every=2)(video, [ref])["distance"].item()
+        >>> metric = IdentityDistance(embedder=Mean(), sample_every=2, threshold=0.6)
+        >>> metric(video, [ref])["distance"].item()
         0.0
     """
 
@@ -126,8 +126,8 @@ class IdentityDistance(_IdentityMetric):
         self,
         *,
         embedder: FaceEmbedder | None = None,
-        sample_every: int = 10,
-        threshold: float = SAME_PERSON_THRESHOLD,
+        sample_every: int,
+        threshold: float,
         **kwargs: Any,
     ) -> None:
         if not threshold > 0:
@@ -163,7 +163,8 @@ class IdentityRetention(_IdentityMetric):
         ...         return img.reshape(-1, 3).mean(0) / 255.0
         >>> refs = [np.full((8, 8, 3), v, np.uint8) for v in (0, 102)]  # 0.4 * sqrt(3) apart
         >>> video = torch.full((1, 2, 3, 8, 8), 0.2)
-        >>> round(IdentityRetention(embedder=Mean())(video, refs)["ratio"].item(), 2)
+        >>> metric = IdentityRetention(embedder=Mean(), sample_every=10)
+        >>> round(metric(video, refs)["ratio"].item(), 2)
         2.0
     """
 
@@ -201,10 +202,11 @@ class IdentityDrift(_IdentityMetric):
         ...     def embed(self, img):
         ...         return img.reshape(-1, 3).mean(0) / 255.0
         >>> video = torch.linspace(0, 1, 30).reshape(1, 30, 1, 1, 1).expand(1, 30, 3, 4, 4)
-        >>> out = IdentityDrift(embedder=Mean(), sample_every=5)(video, [np.zeros((4, 4, 3), np.uint8)], 30.0)
+        >>> metric = IdentityDrift(embedder=Mean(), sample_every=5, min_faces=3)
+        >>> out = metric(video, [np.zeros((4, 4, 3), np.uint8)], 30.0)
         >>> out["slope_per_min"].item() > 0
         True
-    """  # noqa: E501
+    """
 
     higher_is_better = False
     directions: ClassVar[dict[str, bool | None]] = {
@@ -217,8 +219,8 @@ class IdentityDrift(_IdentityMetric):
         self,
         *,
         embedder: FaceEmbedder | None = None,
-        sample_every: int = 10,
-        min_faces: int = 3,
+        sample_every: int,
+        min_faces: int,
         **kwargs: Any,
     ) -> None:
         if not isinstance(min_faces, int) or min_faces < 2:

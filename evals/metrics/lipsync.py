@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 import torch
 
-from evals.functional.lipsync import FLOOR_DB
 from evals.functional.lipsync_offset import _lipsync_offset_compute, _lipsync_offset_update
 from evals.functional.mouth_closure import _mouth_closure_compute, _mouth_closure_update
 from evals.functional.mouth_motion import _mouth_motion_compute, _mouth_motion_update
@@ -39,7 +38,7 @@ class LipSyncOffset(EvalMetric):
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> env = torch.rand(2, 60, generator=g)
-        >>> metric = LipSyncOffset(max_offset=4)
+        >>> metric = LipSyncOffset(max_offset=4, min_pairs=10)
         >>> out = metric(torch.roll(env, 2, dims=1), env)
         >>> float(out["offset"]), bool(out["confidence"] > 0.5)
         (2.0, True)
@@ -55,7 +54,7 @@ class LipSyncOffset(EvalMetric):
     }
     _sum_states = ("s_off", "s_abs", "s_conf", "s_zero", "n_sync", "n_clips")
 
-    def __init__(self, *, max_offset: int = 8, min_pairs: int = 10, **kwargs: Any) -> None:
+    def __init__(self, *, max_offset: int, min_pairs: int, **kwargs: Any) -> None:
         if not isinstance(max_offset, int) or max_offset < 0:
             raise ValueError(f"max_offset must be an int >= 0, got {max_offset!r}")
         if not isinstance(min_pairs, int) or min_pairs < 2:
@@ -90,7 +89,8 @@ class MouthClosure(EvalMetric):
         >>> level = torch.cat([torch.zeros(10), torch.full((10,), -60.0), torch.zeros(10)])
         >>> ap = torch.rand(30, generator=torch.Generator().manual_seed(0)) * 0.3 + 0.1
         >>> ap[12:18] = 0.01
-        >>> MouthClosure()(ap, level, 25.0)["closed_fraction"].item()
+        >>> metric = MouthClosure(min_pause_s=0.3, threshold=0.06, silence_db=-35.0, margin_s=0.08)
+        >>> metric(ap, level, 25.0)["closed_fraction"].item()
         1.0
     """
 
@@ -106,10 +106,10 @@ class MouthClosure(EvalMetric):
     def __init__(
         self,
         *,
-        min_pause_s: float = 0.3,
-        threshold: float = 0.06,
-        silence_db: float = -35.0,
-        margin_s: float = 0.08,
+        min_pause_s: float,
+        threshold: float,
+        silence_db: float,
+        margin_s: float,
         **kwargs: Any,
     ) -> None:
         if not min_pause_s > 0 or not threshold > 0 or not silence_db < 0 or margin_s < 0:
@@ -143,7 +143,7 @@ class MouthMotion(EvalMetric):
 
     Example:
         >>> ap = torch.tensor([[0.3, 0.2, 0.0, 0.02]]); env = torch.tensor([[1.0, 0.9, 0.0, 0.1]])
-        >>> round(MouthMotion()(ap, env)["contrast"].item(), 3)
+        >>> round(MouthMotion(silence_db=-35.0, floor_db=-60.0)(ap, env)["contrast"].item(), 3)
         0.24
     """
 
@@ -155,9 +155,7 @@ class MouthMotion(EvalMetric):
     }
     _sum_states = ("s_speech", "n_speech", "s_silence", "n_silence")
 
-    def __init__(
-        self, *, silence_db: float = -35.0, floor_db: float = FLOOR_DB, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, silence_db: float, floor_db: float, **kwargs: Any) -> None:
         if not floor_db < silence_db < 0:
             raise ValueError(f"need floor_db < silence_db < 0, got {floor_db}, {silence_db}")
         super().__init__(**kwargs)

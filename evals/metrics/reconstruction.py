@@ -87,7 +87,7 @@ class LPIPS(BackboneMetric):
         ...     def forward(self, x, y):
         ...         return (x - y).abs().mean((1, 2, 3), keepdim=True) * self.w
         >>> x = torch.zeros(1, 2, 3, 4, 4)
-        >>> LPIPS(model=L1())(x + 0.25, x).item()
+        >>> LPIPS(model=L1(), net="alex")(x + 0.25, x).item()
         0.5
     """
 
@@ -98,7 +98,7 @@ class LPIPS(BackboneMetric):
         self,
         model: torch.nn.Module | None = None,
         *,
-        net: str = "alex",
+        net: str,
         registry: WeightsRegistry | None = None,
         **kwargs: Any,
     ) -> None:
@@ -126,7 +126,7 @@ class STLPIPS(LPIPS):
 
     Example:
         >>> x = torch.rand(1, 2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-        >>> STLPIPS()(x, x).item()
+        >>> STLPIPS(net="alex")(x, x).item()
         0.0
     """
 

@@ -56,14 +56,14 @@ class LandmarkJitter(EvalMetric):
         >>> g = torch.Generator().manual_seed(0)
         >>> face = torch.rand(478, 2, generator=g) * 100; face[263] = face[33] + torch.tensor([100., 0])
         >>> noisy = face + 0.5 * torch.randn(2, 200, 478, 2, generator=g)  # 0.005 eye distances
-        >>> round(LandmarkJitter()(noisy).item() / 0.005 / (torch.pi / 2) ** 0.5, 1)
+        >>> round(LandmarkJitter(points="rigid")(noisy).item() / 0.005 / (torch.pi / 2) ** 0.5, 1)
         1.0
     """  # noqa: E501
 
     higher_is_better = False
     _sum_states = ("total", "count")
 
-    def __init__(self, *, points: Sequence[int] | str | None = "rigid", **kwargs: Any) -> None:
+    def __init__(self, *, points: Sequence[int] | str | None, **kwargs: Any) -> None:
         points_ = _points(points)
         super().__init__(**kwargs)
         self.points = points_

@@ -27,7 +27,7 @@ class SyncExpertScore(ClipBackboneMetric):
         max_offset: frames searched each way.
 
     Example:
-        >>> SyncExpertScore(max_offset=15).directions["confidence"]
+        >>> SyncExpertScore(ckpt_path=None, max_offset=15).directions["confidence"]
         True
     """
 
@@ -47,8 +47,8 @@ class SyncExpertScore(ClipBackboneMetric):
         self,
         model: Any = None,
         *,
-        ckpt_path: str | Path | None = None,
-        max_offset: int = 15,
+        ckpt_path: str | Path | None,
+        max_offset: int,
         **kwargs: Any,
     ) -> None:
         if not isinstance(max_offset, int) or max_offset < 1:

@@ -52,7 +52,7 @@ class SyncNetLSE(ClipBackboneMetric):
         self,
         model: SyncNetModel | None = None,
         *,
-        vshift: int = 15,
+        vshift: int,
         registry: WeightsRegistry | None = None,
         **kwargs: Any,
     ) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 
 from avatar.checkpoint import export_checkpoint, read_net_config, store_net_config
@@ -67,11 +67,12 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path, corpus_
     overrides = [*BASE[:3], f"{group}={option}", f"data.corpus.cache_dir={corpus_cache}"]
     cfg = compose_train(tmp_path, overrides)
     node = cfg[group]
-    targets = [node] if "_target_" in node else [c for c in node.values() if "_target_" in c]
-    assert targets
+    targets = [node] if "_target_" in node else list(node.values())
+    # one object, or a named list of them (callbacks, loggers) with nothing else in it
+    assert len(targets) >= 1 and all("_target_" in t for t in targets), node
     for target in targets:
         extra = {"logger": False} if group == "trainer" else {}
-        assert instantiate(target, **extra) is not None
+        assert isinstance(instantiate(target, **extra), get_class(target._target_))
 
 
 def test_experiment_composes(tmp_path):

@@ -25,7 +25,21 @@ from avatar.modules.audio2motion import Audio2Motion
 from avatar.modules.sync_expert import SyncExpert
 
 TARGET = "avatar.modules.sync_expert.SyncExpert"
-KWARGS = dict(video_channels=(4, 8), audio_channels=8, hidden=8, embed_dim=6)
+KWARGS = dict(
+    sample_rate=16000,
+    win_length=400,
+    hop_length=160,
+    n_mels=64,
+    f_min=50.0,
+    f_max=8000.0,
+    hops_per_frame=4,
+    window=5,
+    video_channels=(4, 8),
+    crop_shape=(48, 96),
+    audio_channels=8,
+    hidden=8,
+    embed_dim=6,
+)
 
 
 def _net(seed: int = 0) -> SyncExpert:
@@ -216,10 +230,8 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
 
 def test_store_net_config_unwraps_torch_compile() -> None:
     net = _net()
-    wrapper = torch.nn.Module()
-    wrapper._orig_mod = net  # what torch.compile's OptimizedModule exposes
     ckpt: dict = {}
-    store_net_config(ckpt, wrapper)
+    store_net_config(ckpt, torch.compile(net))  # a lazy wrapper: nothing compiles until called
     assert ckpt == {CONFIG_KEY: net_config(net), "format_version": FORMAT_VERSION}
 
 

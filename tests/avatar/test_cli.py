@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from avatar.media import probe_mp4, read_mp4
+from avatar.speech.loudness import active_rms_dbfs
 
 EXE = str(Path(sys.executable).with_name("avatar-render"))
 
@@ -26,8 +31,20 @@ def test_renders_text_to_mp4(tmp_path, identity_cache):
         tmp_path, "text=Hi.", f"out={out}", f"identity.cache_dir={identity_cache}", "motion.seed=3"
     )
     assert proc.returncode == 0, proc.stderr
-    assert out.stat().st_size > 1000
-    assert "real-time factor" in proc.stdout + proc.stderr
+    logged = re.search(
+        r"(\d+) frames at ([\d.]+) fps, ([\d.]+) s of audio, real-time factor",
+        proc.stdout + proc.stderr,
+    )
+    assert logged, proc.stderr
+    n_frames, fps, seconds = int(logged[1]), float(logged[2]), float(logged[3])
+    clip = read_mp4(out)
+    assert clip.frames.shape == (n_frames, 192, 192, 3) and clip.fps == fps == 25
+    # the video lasts as long as the speech: within half a frame, plus the log's 0.01 s rounding
+    assert n_frames / fps == pytest.approx(seconds, abs=0.5 / fps + 0.005)
+    assert probe_mp4(out)["audio_duration"] == pytest.approx(n_frames / fps, abs=1 / fps)
+    # the speech itself: hibari output normalised to the voice's target_dbfs (-20); AAC at
+    # 128 kbit/s keeps the level of the active frames within a fraction of a dB
+    assert active_rms_dbfs(clip.audio, clip.sample_rate) == pytest.approx(-20.0, abs=0.5)
 
 
 def test_no_face_is_a_clear_error_with_exit_code_2(tmp_path):

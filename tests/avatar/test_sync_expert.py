@@ -142,7 +142,21 @@ def test_segment_offsets_skip_silence() -> None:
 
 
 def test_network_embeds_unit_vectors_per_window() -> None:
-    net = SyncExpert(video_channels=(4, 8), audio_channels=8, hidden=8, embed_dim=6).eval()
+    net = SyncExpert(
+        sample_rate=16000,
+        win_length=400,
+        hop_length=160,
+        n_mels=64,
+        f_min=50.0,
+        f_max=8000.0,
+        hops_per_frame=4,
+        window=5,
+        video_channels=(4, 8),
+        crop_shape=(48, 96),
+        audio_channels=8,
+        hidden=8,
+        embed_dim=6,
+    ).eval()
     v = net.embed_video(torch.rand(3, 12, 48, 96))
     a = net.embed_audio(torch.randn(3, 12 * 640) * 0.1)
     assert v.shape == a.shape == (3, 8, 6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 
 from avatar.companion import EMBEDDED_ASTRONAUT
 from avatar.errors import WeightsMissingError
+from avatar.media import read_mp4
 from evals import check_clip as cc
+from evals.functional.lipsync import frame_level_db, pause_closure
 
 KEYS = {
     "media/video_codec",
@@ -56,13 +59,19 @@ def report(clip_path: Path) -> dict[str, Any]:
     return cc.check_clip(clip_path, references=[EMBEDDED_ASTRONAUT], sample_every=10)
 
 
-def test_report_keys_and_values(report: dict[str, Any]) -> None:
+def test_report_keys_and_values(report: dict[str, Any], clip_path: Path) -> None:
     assert KEYS <= set(report)
     assert report["media/video_codec"] == "h264" and report["media/audio_codec"] == "aac"
     assert report["media/width"] == report["media/height"] == 256
     assert report["face/detection_rate"] == 1.0
     assert report["media/duration_diff_frames"] <= 1.0
-    assert report["lipsync/n_pauses"] >= 0 and isinstance(report["lipsync/pauses_all_closed"], bool)
+    # pauses are runs of silent frames of >= 0.3 s: counted from the clip's audio alone
+    audio = read_mp4(clip_path, with_frames=False)
+    level = frame_level_db(audio.audio, audio.sample_rate, audio.fps, audio.n_frames)
+    silences = pause_closure(np.zeros(audio.n_frames), level, audio.fps).pauses
+    assert report["lipsync/n_pauses"] == len(silences) and report["media/n_frames"] == len(level)
+    assert report["lipsync/pauses_all_closed"] is True
+    assert report["identity/frames_sampled"] == math.ceil(report["media/n_frames"] / 10)
     assert report["blink/required"] == int(report["media/n_frames"] / report["media/fps"] // 6)
     assert report["identity/metric"] == "ID-dlib"
     assert 0.0 <= report["identity/mean"] <= report["identity/max"] < 0.6
@@ -84,7 +93,8 @@ def test_rendered_clip_meets_the_foundation_criteria(report: dict[str, Any]) -> 
 def test_cli_prints_json(clip_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cc.main([f"video={clip_path}", "sample_every=40"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert KEYS <= set(printed) and printed["identity/frames_sampled"] >= 1
+    assert KEYS <= set(printed)
+    assert printed["identity/frames_sampled"] == math.ceil(printed["media/n_frames"] / 40)
 
 
 def test_cli_rejects_bad_arguments(tmp_path: Path) -> None:

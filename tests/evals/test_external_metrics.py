@@ -22,7 +22,13 @@ ARC_DIM, POOL = 512, 8
 def _registry(tmp_path: Path, name: str, file: str, pinned: bool) -> WeightsRegistry:
     path = tmp_path / file
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if pinned else "0" * 64
-    entry = {"file": file, "sha256": digest, "licence": "test", "used_by": "test"}
+    entry = {
+        "file": file,
+        "sha256": digest,
+        "licence": "test",
+        "used_by": "test",
+        "source": "weights_dir",
+    }
     return WeightsRegistry(directory=tmp_path, entries={name: entry}, strict=False)
 
 
@@ -97,6 +103,7 @@ def test_arcface_csim_skips_without_its_model(tmp_path: Path) -> None:
                 "sha256": None,
                 "licence": "x",
                 "used_by": "x",
+                "source": "weights_dir",
             }
         },
         strict=False,
@@ -104,8 +111,8 @@ def test_arcface_csim_skips_without_its_model(tmp_path: Path) -> None:
     img, lm = _face(0)
     video = torch.from_numpy(img).permute(2, 0, 1)[None, None]
     with pytest.raises(WeightsMissingError, match="weights arcface absent"):
-        ArcFaceCSIM(registry=reg)(video, torch.from_numpy(lm)[None, None], [img])
-    suite = Suite({"identity": {"arcface": ArcFaceCSIM(registry=reg)}})
+        ArcFaceCSIM(registry=reg, sample_every=10)(video, torch.from_numpy(lm)[None, None], [img])
+    suite = Suite({"identity": {"arcface": ArcFaceCSIM(registry=reg, sample_every=10)}})
     _, skipped = suite.score_clip(
         {"video": video, "landmarks": torch.from_numpy(lm)[None, None], "references": [img]}
     )
@@ -117,7 +124,7 @@ def test_arcface_hash_mismatch_is_a_skip_reason(tmp_path: Path) -> None:
     reg = _registry(tmp_path, "arcface", "arcface.onnx", pinned=False)
     img, lm = _face(0)
     with pytest.raises(WeightsMissingError, match="sha256"):
-        ArcFaceCSIM(registry=reg)(
+        ArcFaceCSIM(registry=reg, sample_every=10)(
             torch.from_numpy(img).permute(2, 0, 1)[None, None],
             torch.from_numpy(lm)[None, None],
             [img],
@@ -142,7 +149,7 @@ def _sync_clip(n: int = 12) -> dict[str, object]:
 
 
 def test_syncnet_v2_state_dict_loads_and_scores(tmp_path: Path) -> None:
-    from evals.functional.syncnet import SyncNetModel, load_syncnet
+    from evals.functional.syncnet import SyncNetModel, face_crops, load_syncnet, lse
     from evals.metrics import SyncNetLSE
 
     torch.manual_seed(0)
@@ -153,9 +160,23 @@ def test_syncnet_v2_state_dict_loads_and_scores(tmp_path: Path) -> None:
     reg = _registry(tmp_path, "syncnet_v2", "syncnet_v2.model", pinned=True)
     loaded = load_syncnet(registry=reg)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
-    out = SyncNetLSE(registry=reg)(**_sync_clip())
+    clip = _sync_clip()
+    out = SyncNetLSE(registry=reg, vshift=15)(**clip)
     assert set(out) == {"d", "c", "offset", "offset_abs", "dist_at_0"}
-    assert all(torch.isfinite(v) for v in out.values())
+    # the metric is the functional form on the clip's crops (its audio is at 16 kHz already)
+    frames = clip["video"][0].permute(0, 2, 3, 1).numpy()  # (T, H, W, 3) uint8
+    crops = face_crops(frames, clip["landmarks"][0].numpy())
+    ref = lse(crops, clip["audio"][0].numpy(), loaded, vshift=15)
+    assert {k: v.item() for k, v in out.items()} == pytest.approx(
+        {
+            "d": ref["lse_d"],
+            "c": ref["lse_c"],
+            "offset": ref["offset"],
+            "offset_abs": abs(ref["offset"]),
+            "dist_at_0": ref["dist_at_0"],
+        },
+        rel=1e-5,
+    )
     assert out["c"].item() >= 0 and -15 <= out["offset"].item() <= 15
     assert out["dist_at_0"].item() >= out["d"].item()
     torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "bad.model")
@@ -174,15 +195,16 @@ def test_syncnet_skips_without_weights(tmp_path: Path) -> None:
                 "sha256": None,
                 "licence": "x",
                 "used_by": "x",
+                "source": "weights_dir",
             }
         },
         strict=False,
     )
-    suite = Suite({"lipsync": {"lse": SyncNetLSE(registry=reg)}})
+    suite = Suite({"lipsync": {"lse": SyncNetLSE(registry=reg, vshift=15)}})
     _, skipped = suite.score_clip(_sync_clip())
     assert skipped["lipsync/lse"].startswith("skipped: weights syncnet_v2 absent")
     with pytest.raises(MetricNotApplicable, match="25 fps"):
-        SyncNetLSE(model=object())(**(_sync_clip() | {"fps": 30.0}))
+        SyncNetLSE(model=object(), vshift=15)(**(_sync_clip() | {"fps": 30.0}))
 
 
 def test_mfcc_rate_and_shape() -> None:

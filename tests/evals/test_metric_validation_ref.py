@@ -110,8 +110,8 @@ def _frames(seed: int = 0, size: int = 64) -> torch.Tensor:
 
 def test_stlpips_is_zero_for_identical_and_grows_with_blur() -> None:
     x = _frames()
-    assert STLPIPS()(x, x).item() == pytest.approx(0.0, abs=1e-7)
-    dists = [STLPIPS()(_blurred(x, s), x).item() for s in (0.5, 1.0, 2.0, 3.0)]
+    assert STLPIPS(net="alex")(x, x).item() == pytest.approx(0.0, abs=1e-7)
+    dists = [STLPIPS(net="alex")(_blurred(x, s), x).item() for s in (0.5, 1.0, 2.0, 3.0)]
     assert all(a < b for a, b in zip(dists, dists[1:], strict=False)), dists
     assert dists[0] > 0
 
@@ -139,10 +139,12 @@ def _trunk_registry(tmp_path: Path, write: bool) -> WeightsRegistry:
 
 
 def test_lpips_skips_without_its_trunk(tmp_path: Path) -> None:
-    metric = LPIPS(registry=_trunk_registry(tmp_path, write=False))
+    metric = LPIPS(registry=_trunk_registry(tmp_path, write=False), net="alex")
     with pytest.raises(WeightsMissingError, match="weights lpips_alex absent"):
         metric.update(_frames(), _frames())
-    suite = Suite({"recon": {"lpips": LPIPS(registry=_trunk_registry(tmp_path, write=False))}})
+    suite = Suite(
+        {"recon": {"lpips": LPIPS(registry=_trunk_registry(tmp_path, write=False), net="alex")}}
+    )
     _, skipped = suite.score_clip({"video": _frames(), "target_video": _frames(1)})
     assert skipped["recon/lpips"].startswith("skipped: weights lpips_alex absent")
 
@@ -157,8 +159,8 @@ def test_lpips_loads_a_trunk_from_the_weights_directory(tmp_path: Path) -> None:
     assert torch.equal(trunk["slice1.0.weight"], features["0.weight"])
     assert torch.equal(trunk["slice5.10.bias"], features["10.bias"])
     x = _frames()
-    assert LPIPS(model=model)(x, x).item() == pytest.approx(0.0, abs=1e-7)
-    assert LPIPS(model=model)(_blurred(x, 2.0), x).item() > 0
+    assert LPIPS(model=model, net="alex")(x, x).item() == pytest.approx(0.0, abs=1e-7)
+    assert LPIPS(model=model, net="alex")(_blurred(x, 2.0), x).item() > 0
 
 
 def test_viseme_inputs_of_a_render_result() -> None:

@@ -158,21 +158,31 @@ def _id_fn(fn: Callable[..., Any], with_times: bool = False) -> Callable[[dict[s
 CASES = [
     Case(
         "LipSyncOffset",
-        lambda e: LipSyncOffset(max_offset=4),
+        lambda e: LipSyncOffset(max_offset=4, min_pairs=10),
         lambda kw: lipsync_offset.lipsync_offset(**kw, max_offset=4),
         _sync,
     ),
     Case(
         "MouthClosure",
-        lambda e: MouthClosure(),
+        lambda e: MouthClosure(min_pause_s=0.3, threshold=0.06, silence_db=-35.0, margin_s=0.08),
         lambda kw: mouth_closure.mouth_closure(**kw),
         _closure,
     ),
-    Case("MouthMotion", lambda e: MouthMotion(), lambda kw: mouth_motion.mouth_motion(**kw), _sync),
-    Case("BlinkRate", lambda e: BlinkRate(), lambda kw: blink_rate.blink_rate(**kw), _eyes),
+    Case(
+        "MouthMotion",
+        lambda e: MouthMotion(silence_db=-35.0, floor_db=-60.0),
+        lambda kw: mouth_motion.mouth_motion(**kw),
+        _sync,
+    ),
+    Case(
+        "BlinkRate",
+        lambda e: BlinkRate(ratio=0.6, noise_k=4.0, max_duration_s=1.0),
+        lambda kw: blink_rate.blink_rate(**kw),
+        _eyes,
+    ),
     Case(
         "LandmarkJitter",
-        lambda e: LandmarkJitter(),
+        lambda e: LandmarkJitter(points="rigid"),
         lambda kw: landmark_jitter.landmark_jitter(**kw),
         lambda r: {"landmarks": _landmarks(r)},
     ),
@@ -214,7 +224,7 @@ CASES = [
     ),
     Case(
         "IdentityDistance",
-        lambda e: IdentityDistance(embedder=e, sample_every=3),
+        lambda e: IdentityDistance(embedder=e, sample_every=3, threshold=0.6),
         _id_fn(identity_consistency.identity_distance_stats),
         lambda r: {"video": _video(r), "references": _refs(r)},
     ),
@@ -226,7 +236,7 @@ CASES = [
     ),
     Case(
         "IdentityDrift",
-        lambda e: IdentityDrift(embedder=e, sample_every=3),
+        lambda e: IdentityDrift(embedder=e, sample_every=3, min_faces=3),
         _id_fn(identity_consistency.identity_drift, with_times=True),
         lambda r: {"video": _video(r), "references": _refs(r), "fps": FPS},
     ),
@@ -240,7 +250,7 @@ CASES = [
     Case("SSIM", lambda e: SSIM(), lambda kw: reconstruction.ssim(**kw), _frames16),
     Case(
         "LPIPS",
-        lambda e: LPIPS(model=TINY_PERCEPTUAL),
+        lambda e: LPIPS(model=TINY_PERCEPTUAL, net="alex"),
         lambda kw: perceptual.perceptual_distance(**kw, model=TINY_PERCEPTUAL),
         _frames16,
     ),
@@ -310,7 +320,7 @@ def test_naive_references() -> None:
     got = Flicker()(torch.from_numpy(v))["overall"].item()
     assert got == pytest.approx(np.abs(np.diff(y, axis=1)).mean(), rel=1e-6)
     ap, env = rng.random((1, 50)), (rng.random((1, 50)) > 0.5).astype(float)
-    out = MouthMotion()(ap, env)
+    out = MouthMotion(silence_db=-35.0, floor_db=-60.0)(ap, env)
     assert out["speech"].item() == pytest.approx(ap[env > 0.5].mean())
     rtf = RealTimeFactor()([1.0, 2.0], [4.0, 2.0], [100, 50])
     assert rtf["rtf"].item() == pytest.approx(0.5) and rtf["fps"].item() == pytest.approx(50.0)
@@ -319,37 +329,41 @@ def test_naive_references() -> None:
 def test_best_scores_on_identical_inputs(fake_embedder) -> None:
     rng = np.random.default_rng(7)
     env = _env(rng)
-    av = LipSyncOffset()(env, env)
+    av = LipSyncOffset(max_offset=8, min_pairs=10)(env, env)
     assert av["offset_abs"].item() == 0.0 and av["corr_at_0"].item() == pytest.approx(1.0)
     lm = _landmarks(rng)
     assert LandmarkDistance()(lm, lm).item() == 0.0
     still = lm[:, :1].expand(-1, 30, -1, -1)
-    assert LandmarkJitter()(still).item() == pytest.approx(0.0, abs=1e-9)
+    assert LandmarkJitter(points="rigid")(still).item() == pytest.approx(0.0, abs=1e-9)
     video = _video(rng)
     assert Flicker()(video[:, :1].expand(-1, 5, -1, -1, -1))["overall"].item() == 0.0
     frame = _to_rgb8(video[0, 0].numpy())
-    ident = IdentityDistance(embedder=fake_embedder)(video[:1, :1], [frame])
+    ident = IdentityDistance(embedder=fake_embedder, sample_every=10, threshold=0.6)(
+        video[:1, :1], [frame]
+    )
     assert ident["distance"].item() == 0.0 and ident["same_person"].item() == 1.0
     vis = _visemes(rng)
     assert VisemeAgreement()(vis, vis)["agreement"].item() == 1.0
     frames = _frames16(rng)["target_video"]
     assert PSNR()(frames, frames).item() == reconstruction.MAX_PSNR_DB
     assert SSIM()(frames, frames).item() == pytest.approx(1.0)
-    assert LPIPS(model=TINY_PERCEPTUAL)(frames, frames).item() == 0.0
+    assert LPIPS(model=TINY_PERCEPTUAL, net="alex")(frames, frames).item() == 0.0
     level = torch.tensor([0.0] * 10 + [-60.0] * 10 + [0.0] * 10)
-    closed = MouthClosure()(torch.where(level < 0, 0.0, 0.3), level, FPS)
+    closed = MouthClosure(min_pause_s=0.3, threshold=0.06, silence_db=-35.0, margin_s=0.08)(
+        torch.where(level < 0, 0.0, 0.3), level, FPS
+    )
     assert closed["closed_fraction"].item() == 1.0 and closed["pauses_closed"].item() == 1.0
 
 
 def test_argument_validation(fake_embedder) -> None:
     with pytest.raises(ValueError, match="max_offset"):
-        LipSyncOffset(max_offset=-1)
+        LipSyncOffset(max_offset=-1, min_pairs=10)
     with pytest.raises(ValueError, match="differ in length"):
-        LipSyncOffset()(torch.zeros(1, 20), torch.zeros(1, 21))
+        LipSyncOffset(max_offset=8, min_pairs=10)(torch.zeros(1, 20), torch.zeros(1, 21))
     with pytest.raises(ValueError, match="dims"):
-        MouthMotion()(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4))
+        MouthMotion(silence_db=-35.0, floor_db=-60.0)(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4))
     with pytest.raises(ValueError, match="sample_every"):
-        IdentityDistance(sample_every=0)
+        IdentityDistance(sample_every=0, threshold=0.6)
     with pytest.raises(ValueError, match="points"):
         LandmarkJitter(points="lips")
     with pytest.raises(ValueError, match="finite and >= 0"):
@@ -366,15 +380,19 @@ def test_argument_validation(fake_embedder) -> None:
         SyncNetLSE(vshift=-1)
     black = np.zeros((8, 8, 3), np.uint8)  # the stand-in finds no face in black images
     with pytest.raises(MetricNotApplicable, match="no face"):
-        IdentityDistance(embedder=fake_embedder)(torch.rand(1, 2, 3, 8, 8), [black])
+        IdentityDistance(embedder=fake_embedder, sample_every=10, threshold=0.6)(
+            torch.rand(1, 2, 3, 8, 8), [black]
+        )
     with pytest.raises(MetricNotApplicable, match=">= 2 reference"):
-        IdentityRetention(embedder=fake_embedder)(torch.rand(1, 2, 3, 8, 8), [black + 9])
+        IdentityRetention(embedder=fake_embedder, sample_every=10)(
+            torch.rand(1, 2, 3, 8, 8), [black + 9]
+        )
 
 
 def test_frames_without_faces_are_counted(fake_embedder) -> None:
     video = torch.rand(1, 4, 3, 8, 8)
     video[0, 2] = 0.0  # no face in frame 2
-    out = IdentityDistance(embedder=fake_embedder, sample_every=1)(
+    out = IdentityDistance(embedder=fake_embedder, sample_every=1, threshold=0.6)(
         video, [np.full((8, 8, 3), 9, np.uint8)]
     )
     assert out["no_face"].item() == pytest.approx(0.25)

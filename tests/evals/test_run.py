@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,11 +91,17 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     files = {p.relative_to(run_dir / "files").as_posix() for p in (run_dir / "files").rglob("*")}
     assert "results.json" in files
-    assert any(f.startswith("media/table/clips") for f in files)
-    assert any(f.startswith("media/videos/") and f.endswith(".mp4") for f in files)
-    assert any(f.startswith("media/images/plots/") and f.endswith(".png") for f in files)
-    assert list(run_dir.glob("run-*.wandb")), "the offline run's records"
-    assert (tmp_path / "plots").is_dir() and list((tmp_path / "clips").glob("*.mp4"))
+    # the one clip's table, video and plot; W&B names media files <key>_<step>_<hash>.<ext>
+    logged = [f for f in files if f.startswith("media/") and (run_dir / "files" / f).is_file()]
+    media = sorted(re.sub(r"_\d+_[0-9a-f]+(?=\.)", "", f) for f in logged)
+    assert media == [
+        "media/images/plots/meshwarp128-default-greeting.png",
+        "media/table/clips.table.json",
+        "media/videos/videos/meshwarp128-default-greeting.mp4",
+    ]
+    assert len(list(run_dir.glob("run-*.wandb"))) == 1, "the offline run's records"
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["meshwarp128-default-greeting.png"]
+    assert [p.name for p in (tmp_path / "clips").iterdir()] == ["meshwarp128-default-greeting.mp4"]
 
 
 def test_strict_run_fails_on_absent_weights(tmp_path: Path, identity_cache: Path) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from avatar.config import compose
 from avatar.errors import WeightsMissingError
 from evals.features import extract_features
 from evals.metrics import IdentityDistance, IdentityRetention, LipSyncOffset, RealTimeFactor
@@ -16,7 +17,7 @@ def test_skips_are_recorded_and_aggregates_cover_scored_clips(fake_embedder) -> 
     suite = Suite(
         {
             "identity": {
-                "dlib": IdentityDistance(embedder=fake_embedder, sample_every=1),
+                "dlib": IdentityDistance(embedder=fake_embedder, sample_every=1, threshold=0.6),
                 "retention": IdentityRetention(embedder=fake_embedder, sample_every=1),
             },
             "speed": {"realtime": RealTimeFactor()},
@@ -53,7 +54,7 @@ def test_absent_weights_skip_a_metric(monkeypatch: pytest.MonkeyPatch) -> None:
         raise WeightsMissingError("dlib model file x.dat is missing")
 
     monkeypatch.setattr(identity, "default_embedder", absent)
-    suite = Suite({"identity": {"dlib": IdentityDistance()}})
+    suite = Suite({"identity": {"dlib": IdentityDistance(sample_every=10, threshold=0.6)}})
     _, skipped = suite.score_clip(
         {"video": torch.rand(1, 2, 3, 4, 4), "references": [np.zeros((4, 4, 3), np.uint8)]}
     )
@@ -75,6 +76,7 @@ def test_features_feed_every_metric_by_name(speech_clip) -> None:
         speech_clip.audio,
         speech_clip.sample_rate,
         timings={"total_s": 1.0, "audio_s": 4.0, "n_frames": 100.0},
+        **compose("eval").features,
     )
     inputs = feats.inputs()
     assert inputs["video"].shape == (1, len(speech_clip.frames), 3, 128, 128)
@@ -84,7 +86,7 @@ def test_features_feed_every_metric_by_name(speech_clip) -> None:
     assert mask[0].all() and not mask[64, 64], "top row is background, the centre is the face"
     assert np.isfinite(feats.track.pose).all()
     values, skipped = Suite(
-        {"l": {"av": LipSyncOffset()}, "s": {"rt": RealTimeFactor()}}
+        {"l": {"av": LipSyncOffset(max_offset=8, min_pairs=10)}, "s": {"rt": RealTimeFactor()}}
     ).score_clip(inputs)
     assert values["s/rt_rtf"] == 0.25 and not skipped
     assert abs(values["l/av_offset"]) <= 1

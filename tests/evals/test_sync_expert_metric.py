@@ -31,7 +31,9 @@ def landmarks(speech_clip) -> np.ndarray:
 
 def _scores(clip, landmarks, audio, expert) -> dict[str, float]:
     out = expert_scores(clip.frames, landmarks, audio, clip.sample_rate, expert)
-    assert out is not None
+    assert set(out) == {"offset", "distance", "confidence", "dist_at_0", "max_offset"}
+    # the default search, 15 frames each way, capped at half the T - 4 five-frame windows
+    assert out["max_offset"] == min(15, (len(clip.frames) - 4) // 2)
     return out
 
 
@@ -84,7 +86,7 @@ def test_no_face_and_missing_weights(speech_clip, expert, tmp_path: Path) -> Non
 
 
 def test_metric_in_a_suite(speech_clip, landmarks, expert) -> None:
-    suite = Suite({"lipsync": {"expert": SyncExpertScore(expert)}})
+    suite = Suite({"lipsync": {"expert": SyncExpertScore(expert, ckpt_path=None, max_offset=15)}})
     video = torch.from_numpy(speech_clip.frames).permute(0, 3, 1, 2)[None]
     inputs = {
         "video": video,
@@ -106,4 +108,4 @@ def test_metric_in_a_suite(speech_clip, landmarks, expert) -> None:
 
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="max_offset"):
-        SyncExpertScore(max_offset=0)
+        SyncExpertScore(ckpt_path=None, max_offset=0)

@@ -98,7 +98,7 @@ def test_corrupt_entry_is_a_miss_and_rewritten(
         again = derive(identity_settings, spec, size=256, cache_dir=tmp_path)
     assert any("unreadable" in r.getMessage() for r in caplog.records)
     assert_same(first, again)
-    assert idcache.load_identity(tmp_path, first.key) is not None  # healed on disk
+    assert_same(first, idcache.load_identity(tmp_path, first.key))  # healed on disk
     (entry / "meta.json").unlink()
     assert idcache.load_identity(tmp_path, first.key) is None
 

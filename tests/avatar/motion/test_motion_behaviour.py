@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
+from avatar.audio import Audio
 from avatar.config import compose, pipeline_from_config
 from avatar.errors import TextInputError
 from avatar.motion.emotion import EXPRESSION_TARGETS, EmotionEvent, parse_tags
-from avatar.pipeline import Audio, silence_speech
+from avatar.speech.tts import silence_speech
 
 FPS = 25
 

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from avatar.identity.search import detect_faces
-from avatar.identity.topology import EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER
+from avatar.identity.topology import (
+    EYE_L_LOWER,
+    EYE_L_UPPER,
+    EYE_R_LOWER,
+    EYE_R_UPPER,
+    LIPS_INNER_LOWER,
+    LIPS_INNER_UPPER,
+)
 from avatar.motion.track import CHANNELS, MotionTrack
 from avatar.renderers.base import channel_values, render_track
 from avatar.renderers.meshwarp import MeshWarpPrepared, MeshWarpRenderer
@@ -125,5 +132,9 @@ def test_mouth_interior_lives_in_the_prepared_state(prepared, default_identity_2
     assert mouth.source_gap > 0.05 * default_identity_256.eye_distance  # she smiles, teeth showing
     luma = [sum(c) / 3 for c in (mouth.teeth_color, mouth.cavity_color, mouth.lip_color)]
     assert luma[0] > luma[2] > luma[1]  # teeth bright, cavity dark, lips between
-    assert prepared.source_mouth is not None  # her own teeth are reused when the jaw opens
+    # her own teeth are reused when the jaw opens: the portrait's inner-lip contours
+    source = prepared.source_mouth
+    assert source.portrait is prepared.portrait
+    np.testing.assert_array_equal(source.upper, lm[LIPS_INNER_UPPER, :2])
+    np.testing.assert_array_equal(source.lower, lm[LIPS_INNER_LOWER, :2])
     assert not prepared.portrait.flags.writeable  # shared by threads: read only

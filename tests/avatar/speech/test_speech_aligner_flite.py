@@ -29,7 +29,7 @@ FRAME_S = 1 / 25
 
 @pytest.fixture(scope="module")
 def aligner() -> PocketsphinxAligner:
-    return PocketsphinxAligner(max_seconds=120.0, min_rms_db=-60.0)
+    return PocketsphinxAligner(max_seconds=120.0, min_rms_db=-60.0, sample_rate=16000)
 
 
 def _matched_boundaries(truth, aligned) -> list[float]:

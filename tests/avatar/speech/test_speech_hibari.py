@@ -12,19 +12,10 @@ from avatar.errors import TextInputError, WeightsMissingError
 from avatar.speech import SILENCE, HibariTTS, Speech, TextToSpeech
 from avatar.speech.hibari_tts import HIBARI_PHONEMES, STEP, _vocab, phones_from_steps
 from avatar.speech.loudness import active_rms_dbfs
+from tests.settings import hibari_kwargs
 
 CONFIG = Path(__file__).parents[3] / "configs" / "voices" / "default.yaml"
-KW = dict(
-    name="hibari-test",
-    voice="heart",
-    speed=1.0,
-    seed=0,
-    max_chars=200,
-    target_dbfs=-20.0,
-    sentence_pause_s=0.35,
-    threads=2,
-    timeline_shift_s=0.0,
-)
+KW = hibari_kwargs(name="hibari-test", max_chars=200, sentence_pause_s=0.35, timeline_shift_s=0.0)
 TWO = "Hello there, Dr. Smith! How are you today?"
 
 

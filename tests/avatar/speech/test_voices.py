@@ -20,6 +20,7 @@ from avatar.companion import configs_dir
 from avatar.data.speech_corpus import SpeechCorpus
 from avatar.errors import ConfigValueError, TextInputError, WeightsMissingError
 from avatar.speech import SILENCE, FliteTTS, HibariTTS, Speech, TextToSpeech, Voices, hibari_tts
+from tests.settings import hibari_kwargs
 
 HAS_FLITE = shutil.which("flite") is not None
 needs_flite = pytest.mark.skipif(
@@ -170,19 +171,9 @@ def test_hibari_audio_unchanged(hibari_voices: dict[str, HibariTTS], voice: str,
 
 
 def test_hibari_construction_is_lazy_and_settings_keep_the_corpus_contract() -> None:
-    kw = dict(
-        name="hibari-1.10",
-        voice="heart",
-        speed=1.1,
-        seed=4,
-        max_chars=400,
-        target_dbfs=-20.0,
-        sentence_pause_s=0.05,
-        threads=2,
-        timeline_shift_s=0.0,
-    )
+    kw = hibari_kwargs(name="hibari-1.10", speed=1.1, seed=4, max_chars=400, timeline_shift_s=0.0)
     tts = HibariTTS(**kw)
-    assert tts._loaded is None and tts.sample_rate == 24000 and tts.name == "hibari-1.10"
+    assert not tts.loaded and tts.sample_rate == 24000 and tts.name == "hibari-1.10"
     expected = {"kind": "hibari", **{k: v for k, v in kw.items() if k != "timeline_shift_s"}}
     assert tts.settings() == {**expected, "threads": None}  # no timeline_shift_s when 0
     shifted = HibariTTS(**{**kw, "timeline_shift_s": -0.035}).settings()
@@ -244,7 +235,7 @@ def test_voices_config_builds_cheaply(voices: Voices) -> None:
     assert voices.names == ["heart", "flite-kal", "flite-awb", "flite-rms", "flite-slt"]
     assert voices.default == "heart" and len(voices) == 5 and "flite-slt" in voices
     heart = voices.get("heart")
-    assert isinstance(heart, HibariTTS) and heart._loaded is None  # nothing loaded yet
+    assert isinstance(heart, HibariTTS) and not heart.loaded  # nothing loaded yet
     for name in voices.names[1:]:
         assert isinstance(voices.get(name), FliteTTS) and voices.get(name).name == name
 
