@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -13,11 +14,22 @@ import numpy as np
 import yaml
 
 from avatar.errors import CompanionSpecError, ImageReadError
+from avatar.images import (
+    SIDE_KEY,
+    ImageHeader,
+    apply_orientation,
+    check_file_size,
+    check_limits,
+    decode,
+    fit_side,
+    read_header,
+)
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_ASTRONAUT = "embedded:astronaut"
 """Image ref of the embedded default companion: scikit-image's public-domain NASA portrait."""
+_HASH_CHUNK = 1 << 20
 
 
 def configs_dir() -> Path:
@@ -139,44 +151,106 @@ def _astronaut() -> np.ndarray:
     return img
 
 
-def load_image(ref: str | Path) -> np.ndarray:
-    """Reads an image ref as RGB.
+def load_image(ref: str | Path, *, max_megapixels: float, max_side: int) -> np.ndarray:
+    """Reads an image ref as RGB, within limits checked before decoding.
 
-    Grayscale is replicated to three channels, an alpha channel is composited over white, and
-    16-bit or float data is rescaled to 8 bits.
+    The size is read from the file's header first (:mod:`avatar.images`): an image over
+    ``max_megapixels`` is refused before any pixel is decoded. A larger image than ``max_side``
+    is decoded at reduced scale where the codec allows (JPEG) and shrunk with area averaging so
+    that its longer side is at most ``max_side``. EXIF orientation is applied (JPEG, PNG, WebP,
+    TIFF). Grayscale is replicated to three channels, an alpha channel is composited over white,
+    16-bit or float data is rescaled to 8 bits; animated images give their first frame.
 
     Args:
         ref: a file path, or ``"embedded:astronaut"`` for scikit-image's astronaut portrait.
+        max_megapixels: most pixels (millions) an image may declare (config
+            ``identity.max_image_megapixels``).
+        max_side: longest side in pixels of the returned image (``identity.max_image_side``).
 
     Returns:
-        (H, W, 3) uint8 RGB array (a fresh copy).
+        (H, W, 3) uint8 RGB array (a fresh copy), max(H, W) <= ``max_side``.
 
     Raises:
-        ImageReadError: naming the path and why it cannot be read.
+        ImageReadError: naming the path and why it cannot be read; for an image over a limit, the
+            size found, the limit and its config key.
     """
     ref = str(ref)
-    if ref == EMBEDDED_ASTRONAUT:
-        return _astronaut().copy()
     if ref.startswith("embedded:"):
+        img = _embedded(ref)
+        header = ImageHeader(img.shape[1], img.shape[0], "embedded", 1)
+        check_limits(header, Path(display_path(ref)), max_megapixels=max_megapixels)
+        return fit_side(img, max_side).copy()
+    path = _image_file(ref)
+    try:
+        check_file_size(path, path.stat().st_size, max_megapixels=max_megapixels)
+        header = read_header(path)
+        check_limits(header, path, max_megapixels=max_megapixels)
+        buf = np.fromfile(str(path), dtype=np.uint8)  # imdecode: works for any path encoding
+    except OSError as exc:  # removed or made unreadable meanwhile
+        raise ImageReadError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    img = decode(buf, header, path, max_side=max_side, max_megapixels=max_megapixels)
+    del buf
+    _check_pixel_type(img, path)
+    rgb = _to_rgb8(fit_side(img, max_side), path)  # shrink first: less to convert
+    if max(rgb.shape[:2]) < max(header.width, header.height):
+        log.info(
+            "image %s (%dx%d) read at %dx%d (%s=%d)",
+            path,
+            header.width,
+            header.height,
+            rgb.shape[1],
+            rgb.shape[0],
+            SIDE_KEY,
+            max_side,
+        )
+    return apply_orientation(rgb, header.orientation)
+
+
+def image_size(ref: str | Path) -> tuple[int, int]:
+    """(width, height) of an image ref as viewed (EXIF orientation applied), from its header.
+
+    Raises:
+        ImageReadError: as :func:`load_image`, for a missing file or an unreadable header.
+    """
+    ref = str(ref)
+    if ref.startswith("embedded:"):
+        height, width = _embedded(ref).shape[:2]
+        return width, height
+    return read_header(_image_file(ref)).viewed_size
+
+
+def _embedded(ref: str) -> np.ndarray:
+    if ref != EMBEDDED_ASTRONAUT:
         raise ImageReadError(f"{ref}: unknown embedded image (only '{EMBEDDED_ASTRONAUT}')")
+    return _astronaut()
+
+
+def _image_file(ref: str) -> Path:
     path = Path(ref).expanduser()
     if not path.is_file():
-        reason = "is a directory" if path.is_dir() else "no such file"
+        reason = "no such file"
+        if path.is_dir():
+            reason = "is a directory"
+        elif path.exists():
+            reason = "not a regular file"
         raise ImageReadError(f"cannot read image {path}: {reason}")
-    buf = np.fromfile(str(path), dtype=np.uint8)  # imdecode: works for any path encoding
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-    if img is None:
-        raise ImageReadError(f"cannot read image {path}: not a decodable image ({buf.size} bytes)")
-    return _to_rgb8(img, path)
+    return path
+
+
+def _check_pixel_type(img: np.ndarray, path: Path) -> None:
+    if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+        raise ImageReadError(
+            f"cannot read image {path}: unsupported pixel type {img.dtype} "
+            "(save it with 8- or 16-bit unsigned or float channels)"
+        )
 
 
 def _to_rgb8(img: np.ndarray, path: Path) -> np.ndarray:
+    _check_pixel_type(img, path)
     if img.dtype == np.uint16:
         img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     elif img.dtype in (np.float32, np.float64):
-        img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise ImageReadError(f"cannot read image {path}: unsupported pixel type {img.dtype}")
+        img = (np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if img.ndim == 2:
         img = img[:, :, None]
     channels = img.shape[2]
@@ -192,26 +266,33 @@ def _to_rgb8(img: np.ndarray, path: Path) -> np.ndarray:
 
 
 def image_bytes(ref: str | Path) -> bytes:
-    """The bytes that identify an image ref, for cache keys.
+    """The bytes that identify an image ref, for cache keys: a sha256 digest of its content.
+
+    A file is hashed in chunks, so memory does not grow with its size.
 
     Args:
         ref: as for :func:`load_image`.
 
     Returns:
-        The file's bytes, or for the embedded astronaut its shape and pixel bytes.
+        32 bytes: the digest of the file's bytes, or for the embedded astronaut of its shape
+        and pixel bytes.
 
     Raises:
         ImageReadError: the file is missing or unreadable.
     """
     ref = str(ref)
     if ref.startswith("embedded:"):
-        img = load_image(ref)
-        return repr(img.shape).encode() + img.tobytes()
+        img = _embedded(ref)
+        return hashlib.sha256(repr(img.shape).encode() + img.tobytes()).digest()
     path = Path(ref).expanduser()
+    digest = hashlib.sha256()
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            while chunk := f.read(_HASH_CHUNK):
+                digest.update(chunk)
     except OSError as exc:
         raise ImageReadError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    return digest.digest()
 
 
 def display_path(ref: str) -> str:

@@ -52,3 +52,23 @@ class Cancelled(Exception):
 
     Not an :class:`AvatarError`: nothing was wrong with the input.
     """
+
+
+class OutputPathError(AvatarError, OSError):
+    """An output file cannot be written there: empty or wrong path, a directory, an unwritable or
+    read-only place, or the disk filled up while writing (the message names the path and why)."""
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM, SIGINT) during a long call; partial outputs are
+    removed as the exception unwinds. Not an :class:`AvatarError`: nothing was wrong with the input.
+
+    Attributes:
+        signum: the signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        super().__init__(f"stopped by {signal.Signals(self.signum).name}")

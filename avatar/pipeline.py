@@ -28,7 +28,7 @@ from avatar.errors import AvatarError, ConfigValueError
 from avatar.identity.derive import IdentitySettings
 from avatar.identity.types import AvatarIdentity
 from avatar.identity_store import IdentityStore, Resolved
-from avatar.media import EncoderSettings, Mp4Writer
+from avatar.media import EncoderSettings, Mp4Writer, check_output_path
 from avatar.motion.emotion import EmotionEvent, check_emotion, parse_tags, tag_events
 from avatar.motion.generate import MotionGenerator
 from avatar.motion.track import MotionTrack
@@ -267,6 +267,7 @@ class Pipeline:
             cancel: checked before every frame; a cancelled render writes nothing and raises
                 :class:`~avatar.errors.Cancelled`.
         """
+        out = check_output_path(out, key=None)
         timings = dict(timings or {})
         before = timings.get("tts", 0.0) + timings.get("align", 0.0)  # seconds spent upstream
         start = time.perf_counter()
@@ -280,7 +281,7 @@ class Pipeline:
         track = soundtrack or Audio(speech.audio, speech.sample_rate)
         size = resolved.prepared.size
         writer = Mp4Writer(
-            Path(out),
+            out,
             fps=motion.fps,
             size=(size, size),
             sample_rate=track.sample_rate,
@@ -307,7 +308,7 @@ class Pipeline:
         timings["total"] = time.perf_counter() - start + before
         log.info("wrote %s: %d frames, %.2f s of audio", out, len(motion), speech.duration)
         n, fps, seconds = len(motion), motion.fps, speech.duration
-        return RenderResult(Path(out), n, fps, seconds, timings, resolved.identity, motion, speech)
+        return RenderResult(out, n, fps, seconds, timings, resolved.identity, motion, speech)
 
     def render_text(
         self,
@@ -324,6 +325,7 @@ class Pipeline:
         Inline tags such as ``[smile]`` or ``[sad 0.5]`` change the emotion from the next
         word on; ``emotion`` sets the mood from the start (overriding the configured one).
         """
+        check_output_path(out, key=None)  # before any work
         t0 = time.perf_counter()
         spec = load_companion(companion) if isinstance(companion, str) else companion
         clean, tags = parse_tags(text) if isinstance(text, str) else (text, [])
@@ -359,6 +361,7 @@ class Pipeline:
         phone recognition without; ``"learned"``: the audio-to-motion model, exactly as a
         real-time session would stream it.
         """
+        check_output_path(out, key=None)  # before the alignment
         t0 = time.perf_counter()
         if mouth_source == "learned":
             motion = self.learned_motion(audio)

@@ -38,7 +38,10 @@ def _companions(workdir: Path) -> list:
     from avatar.companion import CompanionSpec, load_image
 
     mirrored = workdir / "mirrored.png"
-    cv2.imwrite(str(mirrored), load_image("embedded:astronaut")[:, ::-1, ::-1])
+    cv2.imwrite(
+        str(mirrored),
+        load_image("embedded:astronaut", max_megapixels=1, max_side=512)[:, ::-1, ::-1],
+    )
     return [
         CompanionSpec(id="astra", name="Astra", images=["embedded:astronaut"]),
         CompanionSpec(id="mirror", name="Mirror", images=[str(mirrored)], voice="flite-slt"),

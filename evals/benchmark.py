@@ -3,8 +3,8 @@
 Each renderer is a list of Hydra overrides of ``configs/render.yaml``; each companion a name in
 ``configs/companion/`` or an inline spec; each utterance a text. Every clip is rendered with
 :meth:`avatar.pipeline.Pipeline.render_text` (so timings are the pipeline's own), read back from
-its MP4, measured once (:func:`~evals.features.extract_features`) and scored by a fresh
-:class:`~evals.suite.Suite` per renderer.
+its MP4 frame by frame and measured once (:func:`~evals.features.features_from_file`: per-frame
+features, never the whole clip) and scored by a fresh :class:`~evals.suite.Suite` per renderer.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from avatar.companion import CompanionSpec, load_companion, load_image
 from avatar.errors import AvatarError, ConfigValueError
-from avatar.media import read_mp4
 from avatar.pipeline import Pipeline
-from evals.features import ClipFeatures, extract_features
+from evals.features import ClipFeatures, features_from_file
 from evals.functional.viseme_agreement import COARTICULATION, viseme_inputs
 from evals.suite import Suite
 
@@ -117,15 +116,26 @@ def benchmark_items(
     return items, skipped
 
 
-def reference_images(pipeline: Pipeline, spec: CompanionSpec, mode: str) -> list:
+def reference_images(
+    pipeline: Pipeline,
+    spec: CompanionSpec,
+    mode: str,
+    *,
+    max_megapixels: float,
+    max_side: int,
+) -> list:
     """The companion's reference images for identity metrics.
 
-    ``image``: the images as given. ``portrait``: each image's aligned source portrait, i.e. the
-    face the renderer selects in it (the largest by eye distance); use it when an image holds
-    several people, where dlib's own "largest face" may be someone else.
+    ``image``: the images as given (read within the renderer's image limits,
+    ``identity.max_image_megapixels`` and ``identity.max_image_side``). ``portrait``: each
+    image's aligned source portrait, i.e. the face the renderer selects in it (the largest by
+    eye distance); use it when an image holds several people, where dlib's own "largest face"
+    may be someone else.
     """
     if mode == "image":
-        return [load_image(ref) for ref in spec.images]
+        return [
+            load_image(ref, max_megapixels=max_megapixels, max_side=max_side) for ref in spec.images
+        ]
     if mode != "portrait":
         raise ConfigValueError(f"benchmark.references must be 'image' or 'portrait', got {mode!r}")
     return [
@@ -161,7 +171,7 @@ def run_benchmark(
             models, precomputes per-identity warps), so speed is that of a warm session; None
             times cold starts too.
         feature_options: the ``features`` config node: keyword arguments of
-            :func:`~evals.features.extract_features` (``floor_db``, ``min_confidence``,
+            :func:`~evals.features.features_from_file` (``floor_db``, ``min_confidence``,
             ``mask_margin``).
         on_clip: called with each scored clip (plots, progress).
 
@@ -179,6 +189,11 @@ def run_benchmark(
         pipeline = factory()
         scores = RendererScores(renderer, render_config=factory.config)
         motion_cfg = factory.config.get("motion") or {}
+        identity_cfg = factory.config.get("identity") or {}
+        limits = {
+            "max_megapixels": identity_cfg.get("max_image_megapixels"),
+            "max_side": identity_cfg.get("max_image_side"),
+        }
         coart = {k: float(motion_cfg[k]) for k in COARTICULATION if k in motion_cfg}
         suite = suite_factory()
         if warmup_text:
@@ -189,27 +204,20 @@ def run_benchmark(
             t0 = time.perf_counter()
             # deriving the references also caches the identity: speed is timed warm, as a
             # served session (which derives the identity once) sees it
-            refs = reference_images(pipeline, item.spec, references)
+            refs = reference_images(pipeline, item.spec, references, **limits)
             pipeline.identity(item.spec)
             result = pipeline.render_text(item.spec, item.text, clips_dir / f"{item.name}.mp4")
-            clip = read_mp4(result.path)
             timings = {
                 "total_s": result.timings["total"],
                 "audio_s": result.audio_seconds,
                 "first_frame_s": result.timings.get("first_frame", float("nan")),
                 "n_frames": float(result.n_frames),
             }
-            feats = extract_features(
-                clip.frames,
-                clip.fps,
-                clip.audio,
-                clip.sample_rate,
-                references=refs,
-                timings=timings,
-                **dict(feature_options),
+            feats = features_from_file(
+                result.path, references=refs, timings=timings, **dict(feature_options)
             )
             inputs = feats.inputs() | viseme_inputs(result, coart)  # known timings: visemes
-            values, skipped = suite.score_clip(inputs)
+            values, skipped = suite.score_clip(inputs, feats.missing())
             score = ClipScore(
                 item,
                 result.path,
@@ -222,7 +230,7 @@ def run_benchmark(
             log.info(
                 "%s: %d frames, %d values, %d skipped",
                 item.name,
-                clip.n_frames,
+                feats.n_frames,
                 len(values),
                 len(skipped),
             )

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from avatar.companion import EMBEDDED_ASTRONAUT, load_image
+from avatar.entry_errors import report
 from avatar.errors import AvatarError, WeightsMissingError
 from avatar.identity.derive import IdentitySettings
 from avatar.media import probe_mp4, read_mp4
@@ -64,8 +65,9 @@ def _identity(
         log.warning("identity skipped: %s", exc)
         return {"identity/skipped": f"weights absent: {exc}"}
     refs = []
+    limits = _image_limits() if any(isinstance(r, str) for r in references) else {}
     for ref in references:
-        emb = embedder.embed(load_image(ref) if isinstance(ref, str) else ref)
+        emb = embedder.embed(load_image(ref, **limits) if isinstance(ref, str) else ref)
         if emb is None:
             log.warning("no face found by dlib in reference %s; not used", ref)
         else:
@@ -236,17 +238,24 @@ def _identity_settings() -> IdentitySettings:
     return IdentitySettings(**node)  # type: ignore[arg-type]
 
 
+def _image_limits() -> dict[str, Any]:
+    """The renderer's image limits (``configs/render.yaml``), for reading reference images."""
+    from avatar.config import compose
+
+    node = compose("render").identity
+    return {"max_megapixels": node.max_image_megapixels, "max_side": node.max_image_side}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: prints the :func:`check_clip` report as one JSON object on stdout; 2 on bad input."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parse(sys.argv[1:] if argv is None else argv)
     video = args.pop("video")
     try:
-        report = check_clip(video, **args)
+        result = check_clip(video, **args)
     except AvatarError as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
-        return 2
-    sys.stdout.write(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        return report(exc)
+    sys.stdout.write(json.dumps(result, indent=2, allow_nan=False) + "\n")
     return 0
 
 

@@ -23,11 +23,30 @@ from avatar.errors import AvatarError, ConfigValueError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Regression", "RegressionError", "compare", "find_results", "load_baseline"]
+__all__ = [
+    "BaselineFormatError",
+    "BaselineNotFound",
+    "Regression",
+    "RegressionError",
+    "compare",
+    "find_results",
+    "load_baseline",
+]
+
+
+_MAX_RESULTS_BYTES = 256 << 20  # results files of many clips are a few MiB
 
 
 class RegressionError(AvatarError):
     """At least one metric regressed past its threshold against the baseline."""
+
+
+class BaselineNotFound(AvatarError, FileNotFoundError):
+    """``baseline=`` names no results file, run directory holding one, or W&B run directory."""
+
+
+class BaselineFormatError(AvatarError, ValueError):
+    """``baseline=`` names a file that is not a ``results.json`` of :mod:`evals.run`."""
 
 
 @dataclass
@@ -52,7 +71,11 @@ class Regression:
 
 
 def find_results(path: str | Path) -> Path:
-    """The ``results.json`` of a baseline given as a file, a run directory or a W&B run dir."""
+    """The ``results.json`` of a baseline given as a file, a run directory or a W&B run dir.
+
+    Raises:
+        BaselineNotFound: none there (a ``FileNotFoundError``).
+    """
     p = Path(path).expanduser()
     if p.is_file():
         return p
@@ -63,18 +86,44 @@ def find_results(path: str | Path) -> Path:
     ):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no results.json at {p} (nor in its files/ or wandb/latest-run/)")
+    raise BaselineNotFound(
+        f"baseline={path}: no results.json at {p} (nor in its files/ or wandb/latest-run/); "
+        "give a results.json of an earlier evals.run or its run directory"
+    )
 
 
 def load_baseline(path: str | Path) -> dict[str, float | None]:
-    """Flat ``{key: value}`` metrics of a baseline (see the module docstring for ``path``)."""
+    """Flat ``{key: value}`` metrics of a baseline (see the module docstring for ``path``).
+
+    Raises:
+        BaselineNotFound: no results file there (a ``FileNotFoundError``).
+        BaselineFormatError: the file is not a results file of :mod:`evals.run` (a
+            ``ValueError``).
+    """
     found = find_results(path)
-    data = json.loads(found.read_text(encoding="utf-8"))
+    hint = "not a results file of evals.run"
+    if found.stat().st_size > _MAX_RESULTS_BYTES:
+        raise BaselineFormatError(
+            f"baseline={path}: {found} is {found.stat().st_size >> 20} MiB, more than any "
+            f"results file: {hint}"
+        )
+    try:
+        data = json.loads(found.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineFormatError(f"baseline={path}: {found} is not JSON ({exc}): {hint}") from exc
+    except OSError as exc:
+        raise BaselineNotFound(f"baseline={path}: cannot read {found} ({exc})") from exc
     metrics = data.get("metrics") if isinstance(data, dict) else None
     if not isinstance(metrics, dict):
-        raise ValueError(f"{found} has no 'metrics' mapping: not a results file of evals.run")
-    log.info("baseline: %s (%d metrics)", found, len(metrics))
-    return {k: (None if v is None else float(v)) for k, v in metrics.items()}
+        raise BaselineFormatError(f"baseline={path}: {found} has no 'metrics' mapping: {hint}")
+    try:
+        values = {str(k): (None if v is None else float(v)) for k, v in metrics.items()}
+    except (TypeError, ValueError) as exc:
+        raise BaselineFormatError(
+            f"baseline={path}: {found} has a non-numeric metric ({exc}): {hint}"
+        ) from exc
+    log.info("baseline: %s (%d metrics)", found, len(values))
+    return values
 
 
 def _tolerance(spec: float | int | str, baseline: float, key: str) -> float:

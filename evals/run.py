@@ -4,9 +4,11 @@
 
 Writes ``results.json`` (flat metrics ``<renderer>/<group>/<metric>``, skip reasons, directions,
 per-clip values, regressions) and ``clips.csv`` in the Hydra run directory, plus the clips,
-plots, and an offline W&B run (``wandb/offline-run-*``). Exits 1 when a metric regressed past
-its suite threshold against the baseline (``fail_on_regression``), 2 when weights a strict run
-requires are absent.
+plots, and an offline W&B run (``wandb/offline-run-*``). Exits 3 when a metric regressed past
+its suite threshold against the baseline (``fail_on_regression``), 2 on bad input: bad
+arguments, a ``baseline=`` that is absent or not a results file (both checked before anything
+is rendered, and before Hydra makes the run directory), weights a strict run requires are
+absent, or any other anticipated error (one line on stderr). A bug exits 1 with its traceback.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from avatar.config import PipelineFactory, pipeline_factory
-from avatar.errors import ConfigValueError, WeightsMissingError
+from avatar.config import PipelineFactory, compose, pipeline_factory
+from avatar.entry_errors import report
+from avatar.errors import AvatarError, ConfigValueError, WeightsMissingError
+from avatar.quiet import quiet_native_logs
 from evals.benchmark import ClipScore, RendererScores, benchmark_items, run_benchmark
 from evals.compare import compare, load_baseline
 from evals.loggers import NullLogger, ResultsLogger
@@ -37,7 +43,11 @@ from evals.weights import external_status, load_registry, set_active_registry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["main", "pkg_file", "run"]
+__all__ = ["REGRESSION_EXIT", "cli", "main", "pkg_file", "run"]
+
+REGRESSION_EXIT = 3
+"""Exit code of a run in which a metric regressed past its threshold against ``baseline=``
+(not 1, which is a bug's, nor 2, bad input's)."""
 
 _CLIP_COLUMNS = ("renderer", "companion", "utterance", "path", "n_frames", "audio_s", "face_rate")
 
@@ -130,8 +140,14 @@ def _log_results(
 
 
 def run(cfg: DictConfig, out_dir: Path) -> int:
-    """Runs the configured suite on the configured benchmark; returns the process exit code."""
+    """Runs the configured suite on the configured benchmark; returns the process exit code.
+
+    Raises:
+        BaselineNotFound, BaselineFormatError: ``baseline`` is absent or not a results file
+            (before anything is rendered or written).
+    """
     t0 = time.perf_counter()
+    baseline = load_baseline(cfg.baseline) if cfg.baseline else None
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = _suite_spec(cfg.suite)
     probe = spec.factory()
@@ -153,6 +169,8 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
 
     def on_clip(score: ClipScore) -> None:
         f, name = score.features, score.item.name
+        if f.envelope is None:  # no audio: nothing to plot against
+            return
         lag = score.values.get("lipsync/av_offset")
         png = plot_sync(
             f.aperture,
@@ -178,11 +196,11 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
     metrics = {f"{r.name}/{k}": v for r in scores for k, v in r.values.items()}
     skipped |= {f"{r.name}/{k}": v for r in scores for k, v in r.skipped.items()}
     regressions = []
-    if cfg.baseline:
-        regressions = compare(metrics, load_baseline(cfg.baseline), spec.thresholds, directions)
+    if baseline is not None:
+        regressions = compare(metrics, baseline, spec.thresholds, directions)
         for reg in regressions:
             log.error("regression: %s", reg)
-    code = 1 if regressions and cfg.fail_on_regression else 0
+    code = REGRESSION_EXIT if regressions and cfg.fail_on_regression else 0
     results = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "suite": spec.groups,
@@ -222,10 +240,38 @@ def main(cfg: DictConfig) -> None:
     """Hydra entry: runs in the Hydra run directory's output folder and exits with run's code."""
     from hydra.core.hydra_config import HydraConfig
 
-    code = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    try:
+        code = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except AvatarError as exc:
+        code = report(exc)
     if code:
         sys.exit(code)
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``python -m evals.run``: arguments and ``baseline=`` are checked before Hydra starts.
+
+    Config errors (an unknown key, a bad value) and a baseline that is absent or not a results
+    file print one line on stderr and return 2 before Hydra makes its run directory. Arguments
+    with Hydra flags (``-m``, ``--cfg``, ...) go to Hydra unchecked.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    with quiet_native_logs() as native:
+        if not any(a.startswith("-") for a in args):
+            try:
+                cfg = compose("eval", args)
+                native.verbose = bool(cfg.verbose)
+                if cfg.baseline:
+                    load_baseline(cfg.baseline)
+            except (AvatarError, HydraException, OmegaConfBaseException) as exc:
+                return report(exc)
+        argv0, sys.argv = sys.argv, [sys.argv[0], *args]  # Hydra reads its arguments there
+        try:
+            main()
+        finally:
+            sys.argv = argv0
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

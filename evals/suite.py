@@ -88,11 +88,15 @@ class Suite:
                 missing.append(name)
         return kwargs, missing
 
-    def score_clip(self, inputs: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    def score_clip(
+        self, inputs: Mapping[str, Any], reasons: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, float], dict[str, str]]:
         """Scores one clip (or batch) and adds it to the aggregates.
 
         Args:
             inputs: metric inputs by ``update`` argument name (:meth:`ClipFeatures.inputs`).
+            reasons: why some inputs are absent (:meth:`ClipFeatures.missing`, e.g. ``audio``:
+                "no audio track in clip.mp4"); a metric needing one is skipped with that reason.
 
         Returns:
             (values of this clip by key, ``{metric key: "skipped: reason"}`` for metrics that do
@@ -100,10 +104,12 @@ class Suite:
         """
         values: dict[str, float] = {}
         skipped: dict[str, str] = {}
+        reasons = reasons or {}
         for key, metric in self._items():
             kwargs, missing = self._select(metric, inputs)
             if missing:
-                skipped[key] = f"skipped: needs {', '.join(missing)}"
+                known = [reasons[name] for name in missing if name in reasons]
+                skipped[key] = f"skipped: {known[0] if known else 'needs ' + ', '.join(missing)}"
                 continue
             worker = self._workers[key]
             worker.reset()

@@ -19,3 +19,9 @@ def hibari_kwargs(**changes: Any) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"not HibariTTS settings: {sorted(unknown)}")
     return {**kwargs, **changes}
+
+
+def image_limits() -> dict[str, Any]:
+    """``load_image`` limits of ``configs/render.yaml``'s ``identity`` node."""
+    node = yaml.safe_load((configs_dir() / "render.yaml").read_text())["identity"]
+    return {"max_megapixels": node["max_image_megapixels"], "max_side": node["max_image_side"]}

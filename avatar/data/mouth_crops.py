@@ -29,11 +29,30 @@ STORED_SHAPE = (56, 112)  # (H, W) stored crops: a margin for shift/scale augmen
 STORED_SCALE = STORED_SHAPE[1] / CROP_SHAPE[1]  # the stored crop covers this much more face
 
 
+def nearest_true(ok: np.ndarray) -> np.ndarray:
+    """(T,) index of the nearest True entry of a (T,) bool array (ties: the earlier one).
+
+    The same as ``good[np.abs(good[None] - np.arange(T)[:, None]).argmin(1)]`` with ``good =
+    np.flatnonzero(ok)``, without its (T, T) matrix.
+
+    Example:
+        >>> nearest_true(np.array([False, True, False, True, False, False])).tolist()
+        [1, 1, 1, 3, 3, 3]
+    """
+    good = np.flatnonzero(ok)
+    if not len(good):
+        raise ValueError("no True entry")
+    idx = np.arange(len(ok))
+    j = np.searchsorted(good, idx)  # good[j - 1] < idx <= good[j]
+    left, right = good[np.maximum(j - 1, 0)], good[np.minimum(j, len(good) - 1)]
+    d_left = np.where(j > 0, idx - left, np.iinfo(np.int64).max)
+    d_right = np.where(j < len(good), right - idx, np.iinfo(np.int64).max)
+    return np.where(d_left <= d_right, left, right)
+
+
 def _fill_missing(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Rows where ``ok`` is False take the nearest row where it is True."""
-    good = np.flatnonzero(ok)
-    nearest = good[np.abs(good[None, :] - np.arange(len(values))[:, None]).argmin(1)]
-    return values[nearest]
+    return values[nearest_true(ok)]
 
 
 def mouth_crops(

@@ -2,7 +2,8 @@
 
 An entry is the folder ``<root>/identity/<key>/`` holding ``arrays.npz`` (portrait, landmarks,
 triangles, masks) and ``meta.json`` (everything else). It is written into a temporary folder beside
-it and renamed into place, so readers never see half an entry; an unreadable entry is a miss.
+it and renamed into place, so readers never see half an entry; an unreadable entry is a miss,
+and a cache that cannot be written is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ def load_identity(root: Path, key: str) -> AvatarIdentity | None:
         the caller then derives and overwrites it).
     """
     entry = entry_dir(root, key)
-    if not entry.is_dir():
-        return None
     try:
+        if not entry.is_dir():
+            return None
         return _read_entry(entry, key)
     except Exception as exc:  # any failure to parse means a broken entry, never a crash
         log.warning("identity cache entry %s is unreadable (%s); deriving it again", entry, exc)
@@ -103,17 +104,38 @@ def _read_entry(entry: Path, key: str) -> AvatarIdentity:
     )
 
 
-def save_identity(root: Path, identity: AvatarIdentity) -> Path:
+def save_identity(root: Path, identity: AvatarIdentity) -> Path | None:
     """Writes an identity under its ``key`` atomically, replacing any (broken) old entry.
 
+    A cache that cannot be written (a read-only folder, a file where a folder should be, a full
+    disk) is not an error: a warning names the path and the error, nothing half-written is
+    left, and the caller carries on uncached.
+
     Returns:
-        The entry folder.
+        The entry folder, or None when it could not be written.
     """
     if not identity.key:
         raise ValueError("identity has no cache key")
     final = entry_dir(root, identity.key)
+    try:
+        _write_entry(final, identity)
+    except OSError as exc:
+        log.warning(
+            "identity cache %s cannot be written (%s: %s); carrying on without caching "
+            "(set identity.cache_dir to a writable folder, or identity.use_cache=false)",
+            root,
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    log.info("identity cached at %s", final)
+    return final
+
+
+def _write_entry(final: Path, identity: AvatarIdentity) -> None:
+    """Writes the entry into a temporary sibling folder, then renames it to ``final``."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{identity.key[:16]}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name[:16]}-", dir=final.parent))
     try:
         arrays = {
             "portrait": identity.portrait,
@@ -144,5 +166,3 @@ def save_identity(root: Path, identity: AvatarIdentity) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log.info("identity cached at %s", final)
-    return final

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,7 +22,7 @@ import numpy as np
 
 from avatar.cancel import CancelToken
 from avatar.cancel import check as check_cancel
-from avatar.companion import CompanionSpec, display_path, image_bytes, load_image
+from avatar.companion import CompanionSpec, display_path, image_bytes, image_size, load_image
 from avatar.errors import (
     AvatarError,
     ConfigValueError,
@@ -33,7 +34,7 @@ from avatar.identity import cache
 from avatar.identity.alignment import EYE_CENTER, EYE_DISTANCE, align_face
 from avatar.identity.landmarker import FaceObservation, face_landmarker_path
 from avatar.identity.masks import region_masks
-from avatar.identity.search import centred_pose, detect_faces
+from avatar.identity.search import MAX_WINDOWS_PER_LEVEL, centred_pose, detect_faces
 from avatar.identity.selection import select_source
 from avatar.identity.topology import mesh_triangles
 from avatar.identity.types import AvatarIdentity
@@ -54,15 +55,23 @@ class IdentitySettings:
     Attributes:
         cache_dir: cache root (None: ``$AVATAR_CACHE_DIR`` or ``~/.cache/companion-avatar``).
         use_cache: read and write the disk cache; False always derives and writes nothing.
-        min_eye_distance_px: smallest usable outer-eye distance in source pixels.
+        min_eye_distance_px: smallest usable outer-eye distance in pixels of the image as read
+            (after ``max_image_side``).
         multiple_faces: ``"largest"`` uses the largest face (warning) in an image with several,
             ``"refuse"`` treats such an image as unusable.
+        max_image_megapixels: images declaring more pixels (millions) in their header are
+            refused before decoding.
+        max_image_side: longer images are decoded at reduced scale and shrunk to this many
+            pixels (longer side) before faces are searched; ``min_eye_distance_px`` applies
+            to the image so read.
     """
 
     cache_dir: str | Path | None
     use_cache: bool
     min_eye_distance_px: float
     multiple_faces: str
+    max_image_megapixels: float
+    max_image_side: int
 
     def __post_init__(self) -> None:
         if self.multiple_faces not in MULTIPLE_FACES:
@@ -73,6 +82,17 @@ class IdentitySettings:
         if not self.min_eye_distance_px > 0:
             raise ConfigValueError(
                 f"identity.min_eye_distance_px must be > 0, got {self.min_eye_distance_px!r}"
+            )
+        mp = self.max_image_megapixels
+        if isinstance(mp, bool) or not isinstance(mp, int | float) or not 0 < mp < math.inf:
+            raise ConfigValueError(
+                f"identity.max_image_megapixels must be a number > 0, got {mp!r}"
+            )
+        side = self.max_image_side
+        if isinstance(side, bool) or not isinstance(side, int) or side < SEARCH_MIN_WINDOW:
+            raise ConfigValueError(
+                f"identity.max_image_side must be an integer >= {SEARCH_MIN_WINDOW} pixels, "
+                f"got {side!r}"
             )
 
 
@@ -89,12 +109,13 @@ def _model_fingerprint() -> str:
     )
 
 
-def _face_in_image(
-    ref: str, *, min_eye_distance_px: float, multiple_faces: str
-) -> tuple[np.ndarray, FaceObservation]:
+def _face_in_image(ref: str, settings: IdentitySettings) -> tuple[np.ndarray, FaceObservation]:
     """Reads one image and returns it with its usable face, or raises naming the image."""
     path = display_path(ref)
-    image = load_image(ref)
+    min_eye_distance_px, multiple_faces = settings.min_eye_distance_px, settings.multiple_faces
+    image = load_image(
+        ref, max_megapixels=settings.max_image_megapixels, max_side=settings.max_image_side
+    )
     faces = detect_faces(image, max_faces=MAX_FACES, min_window=SEARCH_MIN_WINDOW)
     if not faces:
         raise FaceNotFoundError(f"{path}: no face found ({image.shape[1]}x{image.shape[0]} image)")
@@ -113,10 +134,22 @@ def _face_in_image(
     if face.eye_distance < min_eye_distance_px:
         raise FaceTooSmallError(
             f"{path}: face too small: eye-corner distance {face.eye_distance:.1f} px is below "
-            f"min_eye_distance_px={min_eye_distance_px:g} (crop or upscale the face)"
+            f"min_eye_distance_px={min_eye_distance_px:g}{_shrunk_note(ref, image, settings)}"
         )
     face = dataclasses.replace(face, pose=centred_pose(image, face))
     return image, face
+
+
+def _shrunk_note(ref: str, image: np.ndarray, settings: IdentitySettings) -> str:
+    """The fix to suggest, and whether the face was measured in a shrunk image."""
+    width, height = image_size(ref)
+    if max(width, height) <= max(image.shape[:2]):
+        return " (crop or upscale the face)"
+    return (
+        f" in the image shrunk from {width}x{height} to {image.shape[1]}x{image.shape[0]} to fit "
+        f"identity.max_image_side={settings.max_image_side} (crop the image around the face, "
+        "or raise identity.max_image_side)"
+    )
 
 
 def _raise_no_usable(spec: CompanionSpec, problems: list[AvatarError]) -> None:
@@ -128,11 +161,7 @@ def _raise_no_usable(spec: CompanionSpec, problems: list[AvatarError]) -> None:
 
 
 def _examine_images(
-    refs: list[str],
-    *,
-    min_eye_distance_px: float,
-    multiple_faces: str,
-    cancel: CancelToken | None = None,
+    refs: list[str], *, settings: IdentitySettings, cancel: CancelToken | None = None
 ) -> tuple[list[np.ndarray | None], list[FaceObservation | None], list[AvatarError | None]]:
     """Per image: the pixels and usable face, or None and the problem (logged)."""
     images: list[np.ndarray | None] = []
@@ -142,9 +171,7 @@ def _examine_images(
         check_cancel(cancel)
         image, face, problem = None, None, None
         try:
-            image, face = _face_in_image(
-                ref, min_eye_distance_px=min_eye_distance_px, multiple_faces=multiple_faces
-            )
+            image, face = _face_in_image(ref, settings)
         except (ImageReadError, FaceNotFoundError) as exc:
             log.warning("skipping image: %s", exc)
             problem = exc
@@ -164,12 +191,7 @@ def _derive(
     key: str,
     cancel: CancelToken | None,
 ) -> AvatarIdentity:
-    images, faces, problems = _examine_images(
-        spec.images,
-        min_eye_distance_px=settings.min_eye_distance_px,
-        multiple_faces=settings.multiple_faces,
-        cancel=cancel,
-    )
+    images, faces, problems = _examine_images(spec.images, settings=settings, cancel=cancel)
     if all(f is None for f in faces):
         _raise_no_usable(spec, [p for p in problems if p is not None])
     paths = [display_path(r) for r in spec.images]
@@ -222,9 +244,12 @@ def identity_key(
         "size": int(size),
         "min_eye_distance_px": float(settings.min_eye_distance_px),
         "multiple_faces": settings.multiple_faces,
+        "max_image_megapixels": float(settings.max_image_megapixels),
+        "max_image_side": int(settings.max_image_side),
         "eye_center": [float(eye_center[0]), float(eye_center[1])],
         "eye_distance": float(eye_distance),
         "search_min_window": SEARCH_MIN_WINDOW,
+        "search_max_windows": MAX_WINDOWS_PER_LEVEL,
         "model": _model_fingerprint(),
     }
     return cache.cache_key((_key_bytes(ref) for ref in spec.images), depends_on)
@@ -257,7 +282,7 @@ def derive_identity(
         centred on the face), the chosen image and every image's selection scores.
 
     Raises:
-        ImageReadError: every image is unreadable.
+        ImageReadError: every image is unreadable or over ``settings.max_image_megapixels``.
         FaceTooSmallError: every image's face is below ``settings.min_eye_distance_px``.
         FaceNotFoundError: no image has a usable face (the message lists each image and why).
         ConfigValueError: a size below 64 pixels.
@@ -290,7 +315,7 @@ def derive_identity(
         identity.source_path,
     )
     if settings.use_cache:
-        cache.save_identity(root, identity)
+        cache.save_identity(root, identity)  # an unwritable cache warns and keeps nothing
     return identity
 
 

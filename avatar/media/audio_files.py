@@ -15,7 +15,9 @@ import numpy as np
 
 from avatar.audio import Audio, check_rate, resample
 from avatar.errors import AudioFormatError
-from avatar.media.files import temp_beside
+from avatar.media.files import commit_temp, discard_temp, temp_beside
+from avatar.media.outputs import start_error, write_error
+from avatar.media.probe import check_audio_duration
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,12 @@ def decoded_samples(frame: av.AudioFrame) -> np.ndarray:
 
 
 def read_audio(
-    path: PathLike, *, mono: bool = True, sample_rate: int | None = None
+    path: PathLike,
+    *,
+    mono: bool = True,
+    sample_rate: int | None = None,
+    max_seconds: float | None = None,
+    limit_key: str = "max_audio_seconds",
 ) -> tuple[np.ndarray, int]:
     """Read the first audio stream of any file FFmpeg decodes (wav, flac, mp3, ogg, m4a, mp4).
 
@@ -51,15 +58,20 @@ def read_audio(
         path: Audio (or video) file; PCM may be 8/16/24/32-bit int or 32/64-bit float.
         mono: Average the channels to (S,); over 2 channels are always averaged, to (S, 1).
         sample_rate: Resample to this rate in Hz; None keeps the file's rate.
+        max_seconds: Refuse audio longer than this: checked from the file's headers before
+            decoding, and again while decoding (headers can be missing or wrong). None: no limit.
+        limit_key: The setting that holds ``max_seconds``, named in the error.
 
     Returns:
         (audio, rate): float32 in [-1, 1], (S,) if mono else (S, C); rate in Hz.
 
     Raises:
-        AudioFormatError: Missing file, undecodable, no audio stream, no samples, or a rate
-            outside [8000, 192000] Hz.
+        AudioFormatError: Missing file, undecodable, no audio stream, no samples, a rate
+            outside [8000, 192000] Hz, or longer than ``max_seconds``.
     """
     path = require_file(path, AudioFormatError)
+    if max_seconds is not None:
+        check_audio_duration(path, max_seconds=max_seconds, config_key=limit_key)
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -67,7 +79,16 @@ def read_audio(
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate
             check_rate(rate, path)
-            chunks = [decoded_samples(frame) for frame in container.decode(stream)]
+            budget = None if max_seconds is None else int(max_seconds * rate) + rate
+            chunks, decoded = [], 0
+            for frame in container.decode(stream):
+                chunks.append(decoded_samples(frame))
+                decoded += len(chunks[-1])
+                if budget is not None and decoded > budget:
+                    raise AudioFormatError(
+                        f"{path}: more than {max_seconds:g} s of audio (its headers did not say "
+                        f"so); the limit is config key {limit_key}: cut the recording or raise it"
+                    )
     except av.FFmpegError as exc:
         raise AudioFormatError(f"{path}: not decodable audio ({exc})") from exc
     if not chunks or sum(len(c) for c in chunks) == 0:
@@ -83,10 +104,10 @@ def read_audio(
     return np.clip(audio, -1.0, 1.0).astype(np.float32), rate
 
 
-def load_audio(path: PathLike) -> Audio:
+def load_audio(path: PathLike, *, max_seconds: float | None = None) -> Audio:
     """Read any common audio file as :class:`~avatar.audio.Audio`, keeping its rate and up to
-    two channels ((S,) when mono)."""
-    samples, rate = read_audio(path, mono=False)
+    two channels ((S,) when mono); ``max_seconds`` as for :func:`read_audio`."""
+    samples, rate = read_audio(path, mono=False, max_seconds=max_seconds)
     if samples.ndim == 2 and samples.shape[1] == 1:
         samples = samples[:, 0]
     return Audio(samples, rate)
@@ -96,18 +117,28 @@ def write_wav(path: PathLike, audio: np.ndarray, sample_rate: int) -> Path:
     """Write float (S,) or (S, C) audio in [-1, 1] (clipped) as 16-bit PCM WAV, atomically.
 
     Parent directories are created; the data goes to a temp file that replaces ``path`` at the end.
+
+    Raises:
+        AudioFormatError: ``audio`` is not (S,) or (S, C), or the rate is not positive.
+        OutputPathError: the OS refused the write (disk full, read-only, no permission); no
+            partial file is left.
     """
     path, audio = Path(path), np.asarray(audio, dtype=np.float32)
     if audio.ndim not in (1, 2) or sample_rate <= 0:
         raise AudioFormatError(f"{path}: need (S,) or (S, C) audio and a positive rate")
     pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
-    tmp = temp_beside(path, ".part.wav")
+    try:
+        tmp = temp_beside(path, ".part.wav")
+    except OSError as exc:
+        raise start_error(path, exc, what="WAV") from exc
     try:
         with wave.open(str(tmp), "wb") as out:
             out.setparams((1 if audio.ndim == 1 else audio.shape[1], 2, sample_rate, 0, "NONE", ""))
             out.writeframes(pcm.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        commit_temp(tmp, path)
+    except BaseException as exc:
+        discard_temp(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc, what="WAV") from exc
         raise
     return path

@@ -1,8 +1,10 @@
 """Reading video files (PyAV): decoded frames with their audio aligned to the video start,
-frame iteration, and stream facts without decoding.
+frame iteration, one streamed pass (frames as they decode, then the audio), and stream facts
+without decoding.
 
-Frames are RGB uint8 (H, W, 3); audio is float32 mono in [-1, 1]. ``read_mp4`` cuts audio
-timed before the video start (AAC priming that no edit list removed).
+Frames are RGB uint8 (H, W, 3); audio is float32 mono in [-1, 1]. ``read_mp4`` and
+:class:`VideoStream` cut audio timed before the video start (AAC priming that no edit list
+removed). FFmpeg running out of memory is raised as a ``MemoryError``, not as bad data.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -22,7 +24,7 @@ import numpy as np
 from avatar.errors import VideoFormatError
 from avatar.media.audio_files import decoded_samples, require_file
 
-__all__ = ["VideoClip", "iter_video_frames", "probe_mp4", "read_mp4"]
+__all__ = ["VideoClip", "VideoStream", "iter_video_frames", "probe_mp4", "read_mp4"]
 
 PathLike = str | os.PathLike[str]
 
@@ -66,29 +68,97 @@ def _open_video(path: PathLike) -> Iterator[tuple[Any, Any]]:
             if not container.streams.video:
                 raise VideoFormatError(f"{path}: no video stream")
             yield container, container.streams.video[0]
+    except MemoryError:  # av.error.MemoryError is an FFmpegError too: not the file's fault
+        raise
     except av.FFmpegError as exc:
         raise VideoFormatError(f"{path}: not decodable video ({exc})") from exc
 
 
-def _place_audio(
-    parts: list[tuple[float | None, np.ndarray]], rate: int, n_samples: int
-) -> np.ndarray:
-    """Lay (start s after the video start or None = after the last, (S,)) on a zero (n_samples,)."""
-    out, end = np.zeros(n_samples, np.float32), 0
-    for start_s, chunk in parts:
-        start = end if start_s is None else round(start_s * rate)
-        end = start + len(chunk)
+class _AudioLine:
+    """Mono audio laid on a timeline that starts with the video, piece by piece as it decodes.
+
+    Each piece goes at its start time (None: right after the previous piece); audio before the
+    video start (priming the decoder did not drop, no edit list) is cut; a later piece
+    overwrites an earlier one where they overlap. The buffer grows as needed (zeros between
+    pieces), so no list of pieces is kept.
+    """
+
+    def __init__(self, rate: int, capacity: int = 0) -> None:
+        self.rate, self.end, self.top = rate, 0, 0
+        self.buf = np.zeros(max(0, capacity), np.float32)
+
+    def add(self, start_s: float | None, chunk: np.ndarray) -> None:
+        """Lays (S,) samples starting ``start_s`` seconds after the video start (or None)."""
+        start = self.end if start_s is None else round(start_s * self.rate)
+        self.end = start + len(chunk)
         if start < 0:  # priming the decoder did not drop (no edit list): cut it here
             chunk, start = chunk[-start:], 0
-        chunk = chunk[: max(0, n_samples - start)]
-        out[start : start + len(chunk)] = chunk
-    return out
+        stop = start + len(chunk)
+        if stop > len(self.buf):
+            grown = np.zeros(max(stop, len(self.buf) * 3 // 2 + self.rate), np.float32)
+            grown[: self.top] = self.buf[: self.top]
+            self.buf = grown
+        self.buf[start:stop] = chunk
+        self.top = max(self.top, stop)
+
+    def line(self, n_samples: int) -> np.ndarray:
+        """(n_samples,) float32: the timeline cut or zero-padded to ``n_samples``."""
+        if len(self.buf) >= n_samples:
+            return self.buf[:n_samples]  # zeros past ``top``
+        out = np.zeros(n_samples, np.float32)
+        out[: self.top] = self.buf[: self.top]
+        return out
+
+
+@dataclass
+class _Pass:
+    """What one demuxing pass over a file found besides the frames it yielded."""
+
+    rate: Fraction = Fraction(0)
+    shape: tuple[int, int, int, int] = (0, 0, 0, 3)
+    sample_rate: int = 0
+    audio: _AudioLine = field(default_factory=lambda: _AudioLine(0))
+    n_packets: int = 0  # non-empty video packets
+    n_decoded: int = 0  # frames yielded
+
+
+def _demux(
+    path: PathLike, found: _Pass, *, decode_video: bool, limit: float
+) -> Iterator[np.ndarray]:
+    """Yield up to ``limit`` RGB frames in order, decoding the audio track alongside.
+
+    Fills ``found`` as it goes: stream facts first, then the audio timeline and counts.
+    """
+    with _open_video(path) as (container, video):
+        video.thread_type = "AUTO"
+        found.rate = Fraction(video.average_rate or video.guessed_rate or 0)
+        if found.rate <= 0:
+            raise VideoFormatError(f"{path}: unknown frame rate")
+        t0 = float((video.start_time or 0) * video.time_base)
+        found.shape = (0, video.height, video.width, 3)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        found.sample_rate = audio.codec_context.sample_rate if audio else 0
+        seconds = float(audio.duration * audio.time_base) if audio and audio.duration else 0.0
+        found.audio = _AudioLine(found.sample_rate, round(seconds * found.sample_rate))
+        for packet in container.demux(*[s for s in (video, audio) if s is not None]):
+            if packet.stream.type == "audio":
+                for f in packet.decode():
+                    start = None if f.time is None else f.time - t0
+                    found.audio.add(start, decoded_samples(f).mean(axis=1))
+            else:
+                found.n_packets += packet.size > 0
+                if decode_video and found.n_decoded < limit:
+                    for f in packet.decode():
+                        found.n_decoded += 1
+                        yield f.to_ndarray(format="rgb24")
 
 
 def read_mp4(
     path: PathLike, *, with_frames: bool = True, max_frames: int | None = None
 ) -> VideoClip:
     """Read a video file: RGB frames, and mono audio aligned to the video start and cut to its end.
+
+    Holds every frame: use :class:`VideoStream` for long clips.
 
     Args:
         path: MP4 (or any container FFmpeg reads).
@@ -98,31 +168,90 @@ def read_mp4(
     Raises:
         VideoFormatError: Missing file, undecodable data, no video stream or no frame rate.
     """
-    frames: list[np.ndarray] = []
-    parts: list[tuple[float | None, np.ndarray]] = []  # (start s, mono (S,)) per audio frame
-    limit, n_packets = math.inf if max_frames is None else max_frames, 0
-    with _open_video(path) as (container, video):
-        video.thread_type = "AUTO"
-        rate = Fraction(video.average_rate or video.guessed_rate or 0)
+    limit = math.inf if max_frames is None else max_frames
+    found = _Pass()
+    frames = list(_demux(path, found, decode_video=with_frames, limit=limit))
+    n_frames = int(min(len(frames) if with_frames else found.n_packets, limit))
+    stacked = np.stack(frames[:n_frames]) if frames else np.zeros(found.shape, np.uint8)
+    n_samples = round(n_frames * found.sample_rate / found.rate)
+    audio_line = found.audio.line(n_samples)
+    return VideoClip(stacked, float(found.rate), audio_line, found.sample_rate, n_frames)
+
+
+class VideoStream:
+    """A video file decoded once, in order, without holding its frames: a streaming read_mp4.
+
+    Iterating yields (H, W, 3) uint8 RGB frames as they decode, with the audio track decoded
+    alongside (it is small); once the iteration has ended, :attr:`n_frames` and :meth:`audio`
+    give what :func:`read_mp4` would (mono audio aligned to the video start, cut to
+    ``n_frames / fps``). Stream facts are read on construction, without decoding. Unlike
+    :func:`read_mp4`, a truncated MP4 is an error: one whose last box runs past the end of the
+    file (checked before decoding).
+
+    Args:
+        path: MP4 (or any container FFmpeg reads).
+        max_frames: stop after this many frames (the audio is cut to match).
+
+    Attributes:
+        fps, width, height: stream facts.
+        declared_frames: the frame count the container declares (0: unknown).
+        has_audio: the file has an audio stream.
+        n_frames: frames of the last complete pass (-1 before one).
+
+    Raises:
+        VideoFormatError: on construction or while iterating: missing file, undecodable data,
+            no video stream, no frame rate, or a truncated file.
+    """
+
+    def __init__(self, path: PathLike, *, max_frames: int | None = None) -> None:
+        self.path = path
+        self.max_frames = max_frames
+        with _open_video(path) as (container, video):
+            rate = Fraction(video.average_rate or video.guessed_rate or 0)
+            self.width, self.height = int(video.width), int(video.height)
+            self.declared_frames = int(video.frames or 0)  # the container's count, 0: unknown
+            self.has_audio = bool(container.streams.audio)
         if rate <= 0:
             raise VideoFormatError(f"{path}: unknown frame rate")
-        t0 = float((video.start_time or 0) * video.time_base)
-        shape = (0, video.height, video.width, 3)
-        audio = container.streams.audio[0] if container.streams.audio else None
-        sample_rate = audio.codec_context.sample_rate if audio else 0
-        for packet in container.demux(*[s for s in (video, audio) if s is not None]):
-            if packet.stream.type == "audio":
-                for f in packet.decode():
-                    start = None if f.time is None else f.time - t0
-                    parts.append((start, decoded_samples(f).mean(axis=1)))
-            else:
-                n_packets += packet.size > 0
-                if with_frames and len(frames) < limit:
-                    frames += [f.to_ndarray(format="rgb24") for f in packet.decode()]
-    n_frames = int(min(len(frames) if with_frames else n_packets, limit))
-    stacked = np.stack(frames[:n_frames]) if frames else np.zeros(shape, np.uint8)
-    audio_line = _place_audio(parts, sample_rate, round(n_frames * sample_rate / rate))
-    return VideoClip(stacked, float(rate), audio_line, sample_rate, n_frames)
+        self.fps = float(rate)
+        cut = _truncated_box(path)
+        if cut is not None:
+            raise VideoFormatError(
+                f"{path}: truncated file: its '{cut[0]}' box runs {cut[1]} bytes past the end "
+                "(an interrupted copy or download?)"
+            )
+        self.n_frames = -1  # known once a pass has ended
+        self._found = _Pass()
+        self._audio: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        limit = math.inf if self.max_frames is None else self.max_frames
+        found = _Pass()
+        n = 0
+        for frame in _demux(self.path, found, decode_video=True, limit=limit):
+            if n < limit:
+                n += 1
+                yield frame
+        self.n_frames, self._found, self._audio = n, found, None
+
+    @property
+    def sample_rate(self) -> int:
+        """Audio rate in Hz (0 without an audio track; known once a pass has ended)."""
+        return self._found.sample_rate
+
+    def audio(self) -> np.ndarray:
+        """(S,) float32 mono audio from the first frame, S = round(n_frames / fps * rate).
+
+        Empty without an audio track. Raises ``RuntimeError`` before a pass has ended.
+        """
+        if self.n_frames < 0:
+            raise RuntimeError(f"{self.path}: iterate the stream before reading its audio")
+        if self._audio is None:  # cut once; the timeline buffer is then let go
+            found = self._found
+            n_samples = round(self.n_frames * found.sample_rate / found.rate)
+            self._audio = found.audio.line(n_samples)
+            found.audio = _AudioLine(0)
+        return self._audio
 
 
 def iter_video_frames(path: PathLike) -> Iterator[tuple[np.ndarray, float]]:
@@ -135,9 +264,9 @@ def iter_video_frames(path: PathLike) -> Iterator[tuple[np.ndarray, float]]:
             yield frame.to_ndarray(format="rgb24"), float(seconds)
 
 
-def _top_level_boxes(path: PathLike) -> list[str]:
-    """Types of the top-level ISO-BMFF boxes in file order."""
-    boxes, pos, end = [], 0, os.path.getsize(path)
+def _box_spans(path: PathLike) -> Iterator[tuple[str, int, int]]:
+    """(type, start, size in bytes) of the top-level ISO-BMFF boxes in file order."""
+    pos, end = 0, os.path.getsize(path)
     with open(path, "rb") as fh:
         while pos + 8 <= end:
             fh.seek(pos)
@@ -148,9 +277,26 @@ def _top_level_boxes(path: PathLike) -> list[str]:
                 size = end - pos
             if size < 8:
                 break
-            boxes.append(kind.decode("latin-1"))
+            yield kind.decode("latin-1"), pos, size
             pos += size
-    return boxes
+
+
+def _top_level_boxes(path: PathLike) -> list[str]:
+    """Types of the top-level ISO-BMFF boxes in file order."""
+    return [kind for kind, _, _ in _box_spans(path)]
+
+
+def _truncated_box(path: PathLike) -> tuple[str, int] | None:
+    """(type, missing bytes) of an ISO-BMFF file's box that runs past its end, else None.
+
+    Files that do not start with an ``ftyp`` box (other containers) are not checked.
+    """
+    spans = list(_box_spans(path))
+    if not spans or spans[0][0] != "ftyp":
+        return None
+    end = os.path.getsize(path)
+    kind, start, size = spans[-1]
+    return (kind, start + size - end) if start + size > end else None
 
 
 def probe_mp4(path: PathLike) -> dict[str, Any]:

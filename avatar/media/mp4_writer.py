@@ -19,8 +19,9 @@ import av
 import numpy as np
 
 from avatar.audio import check_rate, resample
-from avatar.errors import AudioFormatError, ConfigValueError, VideoFormatError
-from avatar.media.files import temp_beside
+from avatar.errors import AudioFormatError, AvatarError, ConfigValueError, VideoFormatError
+from avatar.media.files import commit_temp, discard_temp, temp_beside
+from avatar.media.outputs import start_error, write_error
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,9 @@ class Mp4Writer:
     Frames are encoded as they arrive. Audio is buffered and encoded up to the time the video has
     reached (so the file is interleaved); ``close`` zero-pads or trims it to exactly n_frames / fps.
     Output goes to a hidden temp file beside ``path`` that replaces ``path`` only on a clean
-    ``close``; leaving the ``with`` block by an exception (or ``abort()``) deletes it.
+    ``close``; leaving the ``with`` block by an exception (or ``abort()``) deletes it. A write
+    the OS refuses (disk full, read-only file system, no permission) deletes it too and raises
+    :class:`~avatar.errors.OutputPathError` naming the path and the reason.
 
     Args:
         path: Target .mp4 file; parent directories are created.
@@ -115,7 +118,10 @@ class Mp4Writer:
         self._layout = "mono" if channels == 1 else "stereo"
         self._n_frames, self._audio_sent, self._closed = 0, 0, False
         self._audio_buf = np.zeros((0, channels), np.float32)  # (S, C) at the AAC rate, unsent
-        self._tmp = temp_beside(self.path, ".part.mp4")
+        try:
+            self._tmp = temp_beside(self.path, ".part.mp4")
+        except OSError as exc:
+            raise start_error(self.path, exc, what="MP4") from exc
         try:
             self._container = av.open(
                 str(self._tmp), "w", format="mp4", options={"movflags": "+faststart"}
@@ -130,8 +136,10 @@ class Mp4Writer:
             self._audio = self._container.add_stream("aac", rate=self._aac_rate)
             self._audio.layout, self._audio.bit_rate = self._layout, encoder.audio_bitrate
             self._container.start_encoding()  # opens the encoders, so frame_size is known
-        except BaseException:
-            self._tmp.unlink(missing_ok=True)
+        except BaseException as exc:
+            discard_temp(self._tmp)
+            if isinstance(exc, OSError):
+                raise write_error(self.path, exc, what="MP4") from exc
             raise
         self._frame_size = self._audio.codec_context.frame_size or 1024
         if self._aac_rate != sample_rate:
@@ -149,8 +157,12 @@ class Mp4Writer:
     def _mux(self, packets: Iterable[av.Packet]) -> None:
         if self._closed:
             raise RuntimeError(f"Mp4Writer for {self.path} is closed")
-        for packet in packets:
-            self._container.mux(packet)
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+        except OSError as exc:  # the disk is full, the file system went read-only ...
+            self.abort()
+            raise write_error(self.path, exc, what="MP4") from exc
 
     def write_frame(self, frame_rgb: np.ndarray) -> None:
         """Encode one RGB uint8 (H, W, 3) frame, (W, H) = ``size``."""
@@ -218,10 +230,12 @@ class Mp4Writer:
             self._mux(self._video.encode(None))
             self._mux(self._audio.encode(None))
             self._closed = True
-            self._container.close()
-            os.replace(self._tmp, self.path)
-        except BaseException:
+            self._container.close()  # the trailer, and the faststart rewrite of the file
+            commit_temp(self._tmp, self.path)
+        except BaseException as exc:
             self.abort()
+            if isinstance(exc, OSError) and not isinstance(exc, AvatarError):
+                raise write_error(self.path, exc, what="MP4") from exc
             raise
         log.debug("%s: wrote %d frames at %s fps", self.path, self._n_frames, self._rate)
 
@@ -232,7 +246,7 @@ class Mp4Writer:
             self._container.close()
         except (av.FFmpegError, OSError) as exc:
             log.debug("%s: error while aborting: %s", self.path, exc)
-        self._tmp.unlink(missing_ok=True)
+        discard_temp(self._tmp)
 
 
 def write_mp4(

@@ -207,7 +207,14 @@ def offset_scores(video: torch.Tensor, audio: torch.Tensor, max_offset: int) -> 
     if len(video) < 3:
         raise ValueError(f"clip too short for the sync expert: {len(video) + 4} frames")
     k = min(max_offset, len(video) // 2)
-    d = offset_distances(video, audio, k)
+    return scores_from_distances(offset_distances(video, audio, k))
+
+
+def scores_from_distances(d: torch.Tensor) -> dict[str, float]:
+    """SyncNet's read-out of (2K + 1,) mean distances at offsets -K..K: the offset of the
+    lowest (> 0: the video lags), that distance, the confidence (median minus lowest), the
+    distance at offset 0 and K."""
+    k = (len(d) - 1) // 2
     best = int(d.argmin())
     return {
         "offset": float(k - best),

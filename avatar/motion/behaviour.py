@@ -50,13 +50,19 @@ def blink_curve(
     sub = 8  # samples per frame
     t = (np.arange(n_frames * sub) + 0.5) / (fps * sub)
     closure = np.zeros_like(t)
-    for onset in onsets_s:
-        dt = t - onset
+    # each blink is evaluated on its own span only (linear time); two samples of margin on
+    # each side so that rounding at the span's ends cannot leave out a nonzero sample
+    margin = 2.0 / (fps * sub)
+    onsets = np.asarray(onsets_s, np.float64)
+    lo = np.searchsorted(t, onsets - margin, side="left")
+    hi = np.searchsorted(t, onsets + (close_s + hold_s + open_s) + margin, side="right")
+    for onset, a, b in zip(onsets.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        dt = t[a:b] - onset
         closing = np.clip(dt / close_s, 0.0, 1.0)
         opening = np.clip(1.0 - (dt - close_s - hold_s) / open_s, 0.0, 1.0)
         c = np.where(dt < close_s + hold_s, closing, opening)
         c = np.where(dt < 0, 0.0, c)
-        closure = np.maximum(closure, np.sin(0.5 * np.pi * c) ** 2)
+        closure[a:b] = np.maximum(closure[a:b], np.sin(0.5 * np.pi * c) ** 2)
     per_frame = closure.reshape(n_frames, sub).max(axis=1)
     return per_frame.astype(np.float32)
 
@@ -124,13 +130,11 @@ def speech_activity(audio: np.ndarray, sample_rate: int, n_frames: int, fps: flo
     audio = np.asarray(audio, np.float32)
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
-    hop = sample_rate / fps
-    env = np.zeros(n_frames, np.float32)
-    for k in range(n_frames):
-        seg = audio[int(round(k * hop)) : int(round((k + 1) * hop))]
-        if seg.size:
-            env[k] = np.sqrt(np.mean(seg.astype(np.float64) ** 2))
-    peak = float(env.max())
+    # frame k covers samples [round(k * hop), round((k + 1) * hop)), cut at the audio's end
+    edges = np.minimum(np.rint(np.arange(n_frames + 1) * (sample_rate / fps)), len(audio))
+    edges = edges.astype(np.int64)
+    env = _segment_rms(audio, edges[:-1], edges[1:]).astype(np.float32)
+    peak = float(env.max()) if n_frames else 0.0
     if peak <= 1e-8:
         return np.zeros(n_frames, np.float32)
     db = 20.0 * np.log10(np.maximum(env / peak, 1e-8))
@@ -155,19 +159,36 @@ def silent_spans(
     n = len(audio) // hop
     if n == 0:
         return []
-    frames = audio[: n * hop].reshape(n, hop).astype(np.float64)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
+    starts = np.arange(n, dtype=np.int64) * hop
+    rms = _segment_rms(audio, starts, starts + hop)
     peak = float(rms.max())
     if peak <= 1e-9:
         return [(0.0, len(audio) / sample_rate)]
     quiet = 20.0 * np.log10(np.maximum(rms / peak, 1e-12)) < threshold_db
+    # runs of quiet frames [start, i): where the padded mask steps up, and where it steps down
+    steps = np.diff(np.r_[False, quiet, False].astype(np.int8))
+    ups, downs = np.flatnonzero(steps == 1).tolist(), np.flatnonzero(steps == -1).tolist()
     spans: list[tuple[float, float]] = []
-    start = None
-    for i, q in enumerate(np.r_[quiet, False]):
-        if q and start is None:
-            start = i
-        elif not q and start is not None:
-            if (i - start) * hop / sample_rate >= min_duration_s:
-                spans.append((start * hop / sample_rate, min(i * hop, len(audio)) / sample_rate))
-            start = None
+    for start, i in zip(ups, downs, strict=True):
+        if (i - start) * hop / sample_rate >= min_duration_s:
+            spans.append((start * hop / sample_rate, min(i * hop, len(audio)) / sample_rate))
     return spans
+
+
+def _segment_rms(audio: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(K,) float64 RMS of each ``audio[lo[k]:hi[k]]`` (0 where empty).
+
+    Segments of one length are gathered into rows, about a million samples at a time, so the
+    float64 copy stays small whatever the audio's length; a row's mean is the same sum as
+    ``np.mean`` of the segment alone.
+    """
+    out = np.zeros(len(lo), np.float64)
+    sizes = hi - lo
+    for size in np.unique(sizes[sizes > 0]).tolist():
+        rows = np.flatnonzero(sizes == size)
+        step = max(1, 2**20 // size)
+        for a in range(0, len(rows), step):
+            part = rows[a : a + step]
+            seg = audio[lo[part, None] + np.arange(size)].astype(np.float64)
+            out[part] = np.sqrt(np.mean(seg**2, axis=1))
+    return out

@@ -52,6 +52,21 @@ def viseme_segments(timeline: PhonemeTimeline) -> list[VisemeSegment]:
     return out
 
 
+NEGLIGIBLE_DECAYS = 170.0
+"""How many decay time constants before and after a segment its dominance is evaluated.
+
+Beyond this a segment's dominance is below ``2 * exp(-170) = 3e-74`` (2 is the largest
+:data:`VISEME_DOMINANCE`). A viseme weight is a dominance divided by the total dominance, which
+is at least the silence floor 1e-6, so leaving such a term out changes a weight by less than
+``3e-68``: even summed over a million segments (3e-62) that is below half a float64 unit of the
+smallest float32 (``2**-149 * 2**-53 = 1.5e-61``), so it cannot change any float32 result, and
+the whole-grid formula it replaces gives the same float32 output
+(``tests/avatar/motion/test_motion_linear.py`` compares them). Each segment then touches a
+fixed window of ``170 * (anticipation_s + carryover_s)`` seconds (14 s by default), so the
+work is linear in the length of the timeline.
+"""
+
+
 def _dominance(
     seg: VisemeSegment, t: np.ndarray, anticipation_s: float, carryover_s: float
 ) -> np.ndarray:
@@ -62,20 +77,58 @@ def _dominance(
     return VISEME_DOMINANCE[seg.viseme] * decay
 
 
+def segment_windows(
+    segments: list[VisemeSegment], t: np.ndarray, *, anticipation_s: float, carryover_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid index ranges ``[lo, hi)``, each (S,), where the segments' dominance is evaluated:
+    from :data:`NEGLIGIBLE_DECAYS` anticipation time constants before each segment to as many
+    carry-over time constants after it, on the increasing grid times ``t`` (seconds)."""
+    starts = np.array([s.start for s in segments], np.float64)
+    ends = np.array([s.end for s in segments], np.float64)
+    lo = np.searchsorted(t, starts - NEGLIGIBLE_DECAYS * anticipation_s, side="left")
+    hi = np.searchsorted(t, ends + NEGLIGIBLE_DECAYS * carryover_s, side="right")
+    return lo, hi
+
+
+def dominance_grid(
+    segments: list[VisemeSegment], t: np.ndarray, *, anticipation_s: float, carryover_s: float
+) -> np.ndarray:
+    """(N, V) summed dominance per viseme of ``segments`` on the increasing grid times ``t``.
+
+    Each segment is evaluated only on its window (:func:`segment_windows`) and added in the
+    segments' order, so every value is the sum the whole grid would give, less terms too small
+    to reach a float32 result.
+    """
+    dominance = np.zeros((len(t), len(VISEMES)), np.float64)
+    lo, hi = segment_windows(segments, t, anticipation_s=anticipation_s, carryover_s=carryover_s)
+    for seg, a, b in zip(segments, lo.tolist(), hi.tolist(), strict=True):
+        if b > a:
+            dominance[a:b, VISEMES.index(seg.viseme)] += _dominance(
+                seg, t[a:b], anticipation_s, carryover_s
+            )
+    return dominance
+
+
 def pause_gate(pauses: list[tuple[float, float]], t: np.ndarray, *, ramp_s: float) -> np.ndarray:
     """(N,) factor in [0, 1]: 0 inside the ``(start, end)`` pauses (seconds), 1 elsewhere.
 
     The mouth closes over ``ramp_s`` after the last sound and opens ``ramp_s`` before the
-    next one, so the closure never cuts into speech.
+    next one, so the closure never cuts into speech. ``t`` must be increasing (a time grid):
+    each pause touches only the grid points inside it, so the work is linear in the length.
     """
     gate = np.ones_like(t)
     for start, end in pauses:
+        a = int(np.searchsorted(t, start, side="left"))  # first t >= start
+        b = int(np.searchsorted(t, end, side="right"))  # first t > end
+        if b <= a:
+            continue
+        span = t[a:b]
         ramp = min(ramp_s, 0.5 * (end - start))
         # distance into the pause from its nearest edge, seconds
-        inside = np.minimum(t - start, end - t)
+        inside = np.minimum(span - start, end - span)
         g = np.clip(1.0 - inside / max(ramp, 1e-6), 0.0, 1.0)
         g = g * g * (3.0 - 2.0 * g)  # smoothstep
-        gate = np.where((t >= start) & (t <= end), np.minimum(gate, g), gate)
+        gate[a:b] = np.minimum(gate[a:b], g)
     return gate
 
 
@@ -116,20 +169,24 @@ def coarticulate(
     duration = n_frames / fps
     t = np.arange(0.0, duration + 1.0 / fps, 1.0 / GRID_HZ) + lead_s  # (N,) grid times
     segments = viseme_segments(timeline) or [VisemeSegment("sil", 0.0, duration)]
-    dominance = np.zeros((len(t), len(VISEMES)), np.float64)  # (N, V)
-    for seg in segments:
-        dominance[:, VISEMES.index(seg.viseme)] += _dominance(seg, t, anticipation_s, carryover_s)
+    dominance = dominance_grid(  # (N, V)
+        segments, t, anticipation_s=anticipation_s, carryover_s=carryover_s
+    )
     # beyond the timeline, silence dominates
     tail = np.clip(t - timeline.duration, 0.0, None) + np.clip(-t, 0.0, None)
     dominance[:, VISEMES.index("sil")] += 1e-6 + 10.0 * (tail > 0)
-    weights = dominance / dominance.sum(axis=1, keepdims=True)
+    # (N, V) arrays are updated in place where that gives the same values, so the memory is a
+    # few of them: 13 MB each per 10 minutes
+    weights = dominance
+    del dominance
+    weights /= weights.sum(axis=1, keepdims=True)
     if smoothing_s > 0:
         weights = gaussian_filter1d(weights, smoothing_s * GRID_HZ, axis=0, mode="nearest")
     pauses = timeline.pauses(min_duration=min_pause_s) + list(extra_pauses or [])
     gate = pause_gate(pauses, t, ramp_s=pause_ramp_s)
     gate = np.minimum(gate, (t <= timeline.duration) & (t >= 0))
     sil = VISEMES.index("sil")
-    weights = weights * gate[:, None]
+    weights *= gate[:, None]
     weights[:, sil] += 1.0 - gate
     mouth = weights @ viseme_target_matrix().astype(np.float64)  # (N, M)
     open_cols = [MOUTH_CHANNELS.index(c) for c in ("jaw_open", "lip_open")]
@@ -141,6 +198,7 @@ def _frame_average(x: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
     """Box-average a (N, K) 200 Hz grid series over each frame interval -> (T, K) float32."""
     edges = np.round(np.arange(n_frames + 1) * GRID_HZ / fps).astype(int)
     edges = np.clip(edges, 0, len(x))
-    csum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    csum = np.zeros((len(x) + 1, x.shape[1]), np.float64)
+    np.cumsum(x, axis=0, out=csum[1:])
     counts = np.maximum(edges[1:] - edges[:-1], 1)[:, None]
     return ((csum[edges[1:]] - csum[edges[:-1]]) / counts).astype(np.float32)

@@ -71,6 +71,7 @@ def parse_tags(text: str) -> tuple[str, list[tuple[int, str, float]]]:
     tags: list[tuple[int, str, float]] = []
     pieces: list[str] = []
     cursor = 0
+    words_before = 0
     for m in _TAG.finditer(text):
         pieces.append(text[cursor : m.start()])
         intensity = float(m.group(2)) if m.group(2) else 1.0
@@ -78,7 +79,7 @@ def parse_tags(text: str) -> tuple[str, list[tuple[int, str, float]]]:
             emotion = check_emotion(m.group(1), intensity)
         except ValueError as e:
             raise TextInputError(f"emotion tag {m.group(0)!r}: {e}") from None
-        words_before = len(" ".join(pieces).split())
+        words_before += len(pieces[-1].split())  # pieces are joined with spaces: words add up
         tags.append((words_before, emotion, intensity))
         cursor = m.end()
     pieces.append(text[cursor:])
@@ -119,12 +120,16 @@ def expression_channels(
     out = {k: np.zeros(n_frames, np.float64) for k in names}
     t = np.arange(n_frames) / fps
     current = {k: 0.0 for k in names}
-    for event in sorted(events, key=lambda e: e.time):
+    ordered = sorted(events, key=lambda e: e.time)
+    # each event holds from its time until the next one takes over: frames [lo, hi) only
+    starts = np.searchsorted(t, [e.time for e in ordered], side="left").tolist()
+    for i, event in enumerate(ordered):
+        lo, hi = starts[i], starts[i + 1] if i + 1 < len(ordered) else n_frames
         target = {k: event.intensity * EXPRESSION_TARGETS[event.emotion].get(k, 0.0) for k in names}
-        blend = np.clip((t - event.time) / max(ramp_s, 1e-6), 0.0, 1.0)
-        blend = blend * blend * (3.0 - 2.0 * blend)
-        for k in names:
-            value = current[k] + blend * (target[k] - current[k])
-            out[k] = np.where(t >= event.time, value, out[k])
+        if hi > lo:
+            blend = np.clip((t[lo:hi] - event.time) / max(ramp_s, 1e-6), 0.0, 1.0)
+            blend = blend * blend * (3.0 - 2.0 * blend)
+            for k in names:
+                out[k][lo:hi] = current[k] + blend * (target[k] - current[k])
         current = target
     return {k: v.astype(np.float32) for k, v in out.items()}

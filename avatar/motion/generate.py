@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,13 +28,133 @@ from avatar.speech.timeline import PhonemeTimeline
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Range:
+    """An interval of accepted values for one setting: ``[lo, hi]``, either end open."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return above and below  # False for NaN
+
+    def __str__(self) -> str:
+        return (
+            f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        )
+
+
+SETTING_RANGES: dict[str, Range] = {
+    "fps": Range(1, 120),
+    "seed": Range(0, math.inf, hi_open=True, integer=True),
+    "lead_s": Range(-0.2, 0.2),
+    "anticipation_s": Range(0, 1, lo_open=True),
+    "carryover_s": Range(0, 1, lo_open=True),
+    "smoothing_s": Range(0, 0.2),
+    "min_pause_s": Range(0, 10),
+    "pause_ramp_s": Range(0, 1),
+    "silence_db": Range(-120, -1),
+    "articulation": Range(0, 3),
+    "blink_rate_per_min": Range(0, 60, lo_open=True),
+    "blink_min_interval_s": Range(0, 60, lo_open=True),
+    "blink_max_interval_s": Range(0, 600, lo_open=True),
+    "blink_close_s": Range(0, 1, lo_open=True),
+    "blink_hold_s": Range(0, 1),
+    "blink_open_s": Range(0, 1, lo_open=True),
+    "head_sway_deg": Range(0, 10),
+    "speaking_sway_gain": Range(0, 5),
+    "nod_deg": Range(0, 15),
+    "breathing_deg": Range(0, 5),
+    "breathing_hz": Range(0, 2),
+    "saccade_rate_per_min": Range(0, 120),
+    "saccade_amplitude": Range(0, 1),
+    "saccade_hold_s": Range(0, 5, lo_open=True),  # each end of the (shortest, longest) pair
+    "emotion_intensity": Range(0, 1),
+    "emotion_ramp_s": Range(0, 5),
+    "expressivity": Range(0, 3),
+    "listening_nod_deg": Range(0, 15),
+    "listening_nod_probability": Range(0, 1),
+    "listening_reaction": Range(0, 2),
+}
+"""Accepted values of every numeric ``motion.*`` setting (documented beside each key in
+``configs/motion/default.yaml``)."""
+
+
+def _refuse(key: str, value: object, expected: str) -> ConfigValueError:
+    return ConfigValueError(
+        f"motion.{key} must be {expected}, got {value!r}: set motion.{key} to such a value "
+        "(the ranges are documented in configs/motion/default.yaml)"
+    )
+
+
+def _pair(key: str, value: object) -> list[object]:
+    try:
+        items = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        items = []
+    if len(items) != 2:
+        raise _refuse(key, value, "a (shortest, longest) pair of seconds")
+    return items
+
+
+def _in_range(value: object, rng: Range) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    if rng.integer and not isinstance(value, int | np.integer):
+        return False
+    return float(value) in rng
+
+
+def check_motion_settings(settings: Mapping[str, object]) -> None:
+    """Check each numeric setting against :data:`SETTING_RANGES`.
+
+    Args:
+        settings: ``MotionGenerator`` keyword arguments by name (others are ignored).
+
+    Raises:
+        ConfigValueError: naming ``motion.<key>``, the value and the accepted range.
+
+    >>> check_motion_settings({"head_sway_deg": 1.2, "saccade_hold_s": [0.3, 0.9]})
+    >>> check_motion_settings({"head_sway_deg": -1.0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    avatar.errors.ConfigValueError: motion.head_sway_deg must be in [0, 10], got -1.0: ...
+    """
+    for key, rng in SETTING_RANGES.items():
+        if key not in settings:
+            continue
+        value = settings[key]
+        if key == "saccade_hold_s":
+            pair = _pair(key, value)
+            if not all(_in_range(v, rng) for v in pair):
+                raise _refuse(key, value, f"a (shortest, longest) pair of seconds, each in {rng}")
+            if pair[0] > pair[1]:  # type: ignore[operator]
+                raise _refuse(key, value, "ordered as (shortest, longest)")
+        elif not _in_range(value, rng):
+            raise _refuse(key, value, f"{'an integer ' if rng.integer else ''}in {rng}")
+    low, high = settings.get("blink_min_interval_s"), settings.get("blink_max_interval_s")
+    if low is not None and high is not None and high < low:  # type: ignore[operator]
+        raise _refuse(
+            "blink_max_interval_s", high, f"at least motion.blink_min_interval_s ({low!r})"
+        )
+
+
 class MotionGenerator:
     """Builds the per-frame motion of a companion that speaks, listens or idles.
 
     The track holds every channel in :data:`avatar.motion.track.CHANNELS` plus the viseme
     weights as ``viseme.<name>`` channels (for evals and notebooks). Seeded: the same inputs
     and ``seed`` give the same track. Every argument is a config value
-    (``configs/motion/default.yaml`` documents each one).
+    (``configs/motion/default.yaml`` documents each one and its range).
+
+    Raises:
+        ConfigValueError: a setting outside its range (:data:`SETTING_RANGES`) or an unknown
+            ``emotion``; the message names ``motion.<key>``, the value and what is accepted.
     """
 
     def __init__(
@@ -69,10 +192,7 @@ class MotionGenerator:
         listening_nod_probability: float,
         listening_reaction: float,
     ) -> None:
-        if fps <= 0:
-            raise ConfigValueError(f"motion.fps must be positive, got {fps}")
-        if blink_rate_per_min <= 0:
-            raise ConfigValueError(f"motion.blink_rate_per_min must be > 0: {blink_rate_per_min}")
+        check_motion_settings(locals())  # every argument, by name
         self.fps = float(fps)
         self.seed = int(seed)
         self.min_pause_s, self.silence_db = min_pause_s, silence_db
@@ -100,7 +220,12 @@ class MotionGenerator:
             amplitude=saccade_amplitude,
             hold_s=tuple(saccade_hold_s),
         )
-        self.emotion = check_emotion(emotion, emotion_intensity)
+        if not isinstance(emotion, str):
+            raise _refuse("emotion", emotion, "an emotion name")
+        try:
+            self.emotion = check_emotion(emotion, emotion_intensity)
+        except ConfigValueError as e:
+            raise ConfigValueError(f"motion.emotion: {e}") from None
         self.emotion_intensity = float(emotion_intensity)
         self.emotion_ramp_s = emotion_ramp_s
         self.expressivity = float(expressivity)

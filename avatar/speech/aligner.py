@@ -4,23 +4,34 @@ Two modes on pocketsphinx's bundled en-US model (16 kHz, 10 ms frames): forced a
 known transcript (words from CMUdict, then a second pass for phone durations) and phone
 recognition with the bundled phonetic language model (``allphone``) when no transcript exists.
 pocketsphinx 5 has no letter-to-sound rules, so transcript words missing from CMUdict are an
-error that names them.
+error that names them. :meth:`PocketsphinxAligner.timeline` judges how well a transcript fits
+(:mod:`avatar.speech.alignment_fit`) and falls back to recognition, with a warning, when it
+does not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
-import re
+import math
 import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatar.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, resample
-from avatar.errors import AudioFormatError, AvatarError, TextInputError
+from avatar.errors import AudioFormatError, AvatarError, ConfigValueError, TextInputError
+from avatar.speech.alignment_fit import (
+    AlignmentFit,
+    fill_voiced_silences,
+    measure_fit,
+    voiced_frames,
+)
 from avatar.speech.loudness import active_rms_dbfs, normalize_loudness
-from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline, WordSpan
+from avatar.speech.phone_segments import FRAME_S, NON_PHONES, build_timeline, phoneme_of
+from avatar.speech.timeline import SILENCE, PhonemeTimeline, WordSpan
+from avatar.speech.transcript import lookup_words
 
 if TYPE_CHECKING:
     from pocketsphinx import Decoder
@@ -29,8 +40,6 @@ log = logging.getLogger(__name__)
 
 MODEL_RATE = 16000
 """Sample rate of pocketsphinx's bundled en-US acoustic model, Hz."""
-FRAME_S = 0.01
-"""pocketsphinx frame step (``-frate 100``), seconds: every boundary is a multiple of it."""
 MIN_SECONDS = 0.05
 """Shorter audio holds too few frames to decode."""
 DECODE_DBFS = -20.0
@@ -44,10 +53,8 @@ PHONE_LM_WEIGHT = 2.0
 """Phone-LM weight of recognition; measured on hibari speech, phone error rate against the forced
 alignment: 0.52 at pocketsphinx's 6.5, 0.44 at 4, 0.39 at 2 and at 1."""
 LOUD_DB = 15.0
-"""Recognised silence within this many dB of the speech level for >= 50 ms is relabelled."""
-_EDGE = '"“”‘()[]{}<>,;:!?…*_—–'  # stripped from both ends of a transcript token
-_TOKEN_SPLIT = re.compile(r"[\s—–/]+")
-_NON_PHONES = ("<", "[", "+")  # <sil>, <s>, </s>, [NOISE], +SPN+: silence or noise, no mouth shape
+"""Voiced: 100-1000 Hz energy within this many dB of the speech level (recognised silence that
+is voiced for >= 50 ms is relabelled; the fit figures count voiced frames)."""
 _LOCK = threading.Lock()
 
 
@@ -77,45 +84,9 @@ def _phone_decoder() -> Decoder:
     return decoder
 
 
-def _phoneme(name: str) -> str:
-    """pocketsphinx phone or filler name -> ARPAbet without stress digit, or SILENCE."""
-    return SILENCE if name.upper() == "SIL" or name.startswith(_NON_PHONES) else name.rstrip("012")
-
-
-def build_timeline(
-    phones: list[tuple[str, float, float]], duration: float, words: list[WordSpan] | None = None
-) -> PhonemeTimeline:
-    """Contiguous ARPAbet timeline over ``[0, duration]`` from decoder phones.
-
-    Times are clamped to the audio, gaps and the edges become SILENCE (a gap under one frame
-    widens the phone before it instead), adjacent silences merge and empty phones go.
-
-    Args:
-        phones: ``(phoneme, start, end)`` in time order, seconds; SILENCE for pauses.
-        duration: length of the input audio, seconds.
-        words: word spans (clamped to the audio like the phones).
-
-    >>> t = build_timeline([("HH", 0.1, 0.2), ("_", 0.2, 0.3), ("AY", 0.3, 0.595)], 0.6)
-    >>> [(p.phoneme, p.start, p.end) for p in t.phones]
-    [('_', 0.0, 0.1), ('HH', 0.1, 0.2), ('_', 0.2, 0.3), ('AY', 0.3, 0.6)]
-    """
-    out: list[list] = []
-    cursor = 0.0
-    for ph, start, end in [*phones, (SILENCE, duration, duration)]:
-        start, end = min(max(start, cursor), duration), min(end, duration)
-        if start - cursor > 1e-9:  # a gap: silence, unless under a frame after a phone
-            if out and (out[-1][0] == SILENCE or start - cursor < FRAME_S - 1e-9):
-                out[-1][2] = start
-            else:
-                out.append([SILENCE, cursor, start])
-        if out and out[-1][0] == SILENCE and ph == SILENCE:
-            out[-1][2] = max(out[-1][2], end)
-        elif end - start > 1e-9:
-            out.append([ph, start, end])
-        cursor = max(cursor, out[-1][2]) if out else cursor
-    spans = [WordSpan(w.word, min(w.start, duration), min(w.end, duration)) for w in words or []]
-    phones_out = [Phone(ph, a, b) for ph, a, b in out]
-    return PhonemeTimeline(phones_out, spans, duration=duration, alphabet="arpabet")
+def _voiced(pcm: np.ndarray) -> np.ndarray:
+    """Voiced 10 ms frames of the decoded int16 PCM ``(S,)``: bool ``(S // 160,)``."""
+    return voiced_frames(pcm, level_dbfs=DECODE_DBFS - LOUD_DB)
 
 
 class PocketsphinxAligner:
@@ -125,12 +96,19 @@ class PocketsphinxAligner:
     8..192 kHz; it is downmixed, resampled to 16 kHz, normalised and decoded in one utterance.
     Output timelines cover ``[0, len(audio) / sample_rate]`` seconds with contiguous phones,
     pauses and noise as :data:`SILENCE`, boundaries on 10 ms frames; alphabet ``"arpabet"``
-    (the 39 CMUdict phones, stress digits stripped).
+    (the 39 CMUdict phones, stress digits stripped); :attr:`PhonemeTimeline.source` says
+    whether forced alignment or phone recognition made them.
 
     Accuracy, measured on hibari speech: forced-alignment boundaries sit a median 14 ms before
     acoustic voicing landmarks; at pauses, speech spans reach ~35 ms further out than the
     waveform's -45 dBFS edges (the features' +-3 frame context). Recognition finds the same
     pauses (median edge error 25 ms) with about 0.8 phones per true phone.
+
+    Transcript fit (:meth:`timeline`): a transcript that is not what the audio says can still
+    align (``"yes"`` over 7 s of speech: three phones and silence). The alignment is judged by
+    the figures of :class:`~avatar.speech.alignment_fit.AlignmentFit`, against thresholds
+    calibrated on flite, hibari and recorded human speech with right and wrong transcripts
+    (``tests/avatar/speech/test_speech_aligner_fit.py``).
 
     Thread safety: pocketsphinx decoders are not thread-safe. The two decoders (alignment and
     phone recognition) are created once per process and shared by every instance, and all
@@ -142,33 +120,113 @@ class PocketsphinxAligner:
         min_rms_db: audio whose active-speech RMS level (:func:`active_rms_dbfs`) is below this,
             dBFS, counts as silence and is refused.
         sample_rate: rate the decoder runs at, Hz; the bundled model needs 16000.
+        min_fit_score: lowest accepted alignment score against free phone recognition, per
+            voiced frame (decoder units, ~0.1 nat; <= 0).
+        min_phone_rate: fewest aligned speech phones per voiced second.
+        max_phone_rate: most aligned speech phones per voiced second.
+        min_coverage: smallest share of voiced frames inside aligned speech phones, in [0, 1].
 
     Raises:
-        ValueError: ``max_seconds`` not positive or ``sample_rate`` not the model's rate.
+        ConfigValueError: a setting out of its range (the message names the key).
     """
 
-    def __init__(self, *, max_seconds: float, min_rms_db: float, sample_rate: int) -> None:
-        if not max_seconds > MIN_SECONDS or sample_rate != MODEL_RATE:
-            raise ValueError(
-                f"PocketsphinxAligner: need max_seconds > {MIN_SECONDS} and sample_rate == "
-                f"{MODEL_RATE} (the bundled model's rate); got {max_seconds=}, {sample_rate=}"
+    def __init__(
+        self,
+        *,
+        max_seconds: float,
+        min_rms_db: float,
+        sample_rate: int,
+        min_fit_score: float,
+        min_phone_rate: float,
+        max_phone_rate: float,
+        min_coverage: float,
+    ) -> None:
+        checks = {
+            f"max_seconds > {MIN_SECONDS}": max_seconds > MIN_SECONDS,
+            f"sample_rate == {MODEL_RATE} (the bundled model's rate)": sample_rate == MODEL_RATE,
+            "min_fit_score <= 0": min_fit_score <= 0,
+            "0 <= min_phone_rate < max_phone_rate": 0 <= min_phone_rate < max_phone_rate,
+            "0 <= min_coverage <= 1": 0 <= min_coverage <= 1,
+            "min_rms_db finite": math.isfinite(min_rms_db),
+        }
+        failed = [rule for rule, ok in checks.items() if not ok]
+        if failed:
+            got = dict(max_seconds=max_seconds, sample_rate=sample_rate, min_rms_db=min_rms_db)
+            got |= dict(min_fit_score=min_fit_score, min_coverage=min_coverage)
+            got |= dict(min_phone_rate=min_phone_rate, max_phone_rate=max_phone_rate)
+            raise ConfigValueError(
+                f"aligner: need {'; '.join(failed)} (config keys aligner.*); got "
+                + ", ".join(f"{k}={v}" for k, v in got.items())
             )
         self.max_seconds, self.min_rms_db, self.sample_rate = max_seconds, min_rms_db, sample_rate
+        self.limits = dict(
+            min_fit_score=float(min_fit_score),
+            min_phone_rate=float(min_phone_rate),
+            max_phone_rate=float(max_phone_rate),
+            min_coverage=float(min_coverage),
+        )
 
     def timeline(
         self, audio: np.ndarray, sample_rate: int, transcript: str | None = None
     ) -> PhonemeTimeline:
-        """:meth:`align` when a non-blank transcript is given, else :meth:`recognize`."""
+        """Forced alignment of a transcript that fits the audio, else phone recognition.
+
+        Without a (non-blank) transcript this is :meth:`recognize`. With one, both run; when the
+        alignment fails or its :class:`AlignmentFit` breaks a threshold, one WARNING gives the
+        figures and the recognition is returned, with source ``"recognition-fallback"``.
+
+        Raises:
+            AudioFormatError: see :meth:`recognize`.
+            TextInputError: no words, or words missing from the dictionary (named).
+        """
         if transcript is None or not transcript.strip():
             return self.recognize(audio, sample_rate)
-        return self.align(audio, sample_rate, transcript)
+        pcm, duration = self._prepare(audio, sample_rate)
+        failure = ""
+        with _LOCK:
+            try:
+                aligned, entries = self._align_pcm(pcm, duration, transcript)
+            except TextInputError:  # a spelling problem: the fix is in the transcript
+                raise
+            except AvatarError as e:
+                failure = str(e)
+            recognized, recognition_score = self._recognize_pcm(pcm, duration)
+        if not failure:
+            fit = measure_fit(entries, recognition_score, _voiced(pcm))
+            problems = fit.problems(**self.limits)
+            if not problems:
+                log.debug("transcript fits the audio: %s", fit)
+                return aligned
+            failure = f"{'; '.join(problems)} ({fit})"
+        log.warning(
+            "the transcript does not fit the %.2f s of audio, so its phones come from phone "
+            "recognition instead (no words): %s. Check that the transcript is what is said; the "
+            "thresholds are the aligner.min_fit_score/min_phone_rate/max_phone_rate/min_coverage "
+            "settings",
+            duration,
+            failure,
+        )
+        return dataclasses.replace(recognized, source="recognition-fallback")
+
+    def assess(self, audio: np.ndarray, sample_rate: int, transcript: str) -> AlignmentFit:
+        """The figures :meth:`timeline` judges a transcript by (both decodes, no judgement).
+
+        Raises:
+            AudioFormatError, TextInputError, AvatarError: as :meth:`align`.
+        """
+        pcm, duration = self._prepare(audio, sample_rate)
+        with _LOCK:
+            _, recognition_score = self._recognize_pcm(pcm, duration)
+            _, entries = self._align_pcm(pcm, duration, transcript)
+        return measure_fit(entries, recognition_score, _voiced(pcm))
 
     def align(self, audio: np.ndarray, sample_rate: int, transcript: str) -> PhonemeTimeline:
         """Force-align ``transcript`` to ``audio``: word spans and their ARPAbet phones.
 
         Word spans keep each token as written (split at spaces, dashes, slashes; hyphenated
         words not in CMUdict part by part); the decoder picks among alternative pronunciations
-        and puts pauses between words where it hears them.
+        and puts pauses between words where it hears them. The fit is not judged here (see
+        :meth:`timeline`).
 
         Args:
             audio: ``(S,)`` or ``(S, C)``, C <= 2, float or int16.
@@ -185,38 +243,7 @@ class PocketsphinxAligner:
         """
         pcm, duration = self._prepare(audio, sample_rate)
         with _LOCK:
-            decoder = _align_decoder()
-            written, entries = _lookup(decoder, transcript)
-            decoder.set_align_text(" ".join(entries))
-            self._decode(decoder, pcm)
-            if decoder.hyp() is None:
-                raise AvatarError(
-                    f"forced alignment failed: {len(entries)} words do not fit {duration:.2f} s "
-                    "of audio (wrong transcript, or not speech)"
-                )
-            decoder.set_alignment()
-            self._decode(decoder, pcm)
-            aligned = [
-                (w.name, w.start, w.duration, [(p.name, p.start, p.duration) for p in w])
-                for w in decoder.get_alignment()
-            ]
-        phones, words = [], []
-        spoken = [a for a in aligned if not a[0].startswith(_NON_PHONES)]
-        heard = [a[0].split("(")[0] for a in spoken]
-        if heard != entries:  # the search ended early: a partial path through the words
-            first = written[min(len(heard), len(written) - 1)]
-            raise AvatarError(
-                f"forced alignment failed: only {len(heard)} of {len(entries)} words fit the "
-                f"audio, missing from {first!r} on (audio cut short, or wrong transcript)"
-            )
-        by_name = iter(written)
-        for name, start, length, word_phones in aligned:
-            if not name.startswith(_NON_PHONES):
-                words.append(WordSpan(next(by_name), start * FRAME_S, (start + length) * FRAME_S))
-            for ph, a, n in word_phones:
-                phones.append((_phoneme(ph), a * FRAME_S, (a + n) * FRAME_S))
-        log.debug("aligned %d words, %d phones in %.2f s", len(words), len(phones), duration)
-        return build_timeline(phones, duration, words)
+            return self._align_pcm(pcm, duration, transcript)[0]
 
     def recognize(self, audio: np.ndarray, sample_rate: int) -> PhonemeTimeline:
         """Phone recognition without a transcript: ARPAbet phones and pauses, no words.
@@ -235,14 +262,61 @@ class PocketsphinxAligner:
         """
         pcm, duration = self._prepare(audio, sample_rate)
         with _LOCK:
-            decoder = _phone_decoder()
-            self._decode(decoder, pcm)
-            segments = [(s.word, s.start_frame, s.end_frame) for s in decoder.seg() or []]
+            return self._recognize_pcm(pcm, duration)[0]
+
+    def _align_pcm(
+        self, pcm: np.ndarray, duration: float, transcript: str
+    ) -> tuple[PhonemeTimeline, list[tuple[bool, int, int, float]]]:
+        """Forced alignment (under the lock): the timeline and, for :func:`measure_fit`, every
+        aligned phone as ``(is_speech, start_frame, n_frames, acoustic_score)``."""
+        decoder = _align_decoder()
+        written, entries = lookup_words(decoder, transcript)
+        decoder.set_align_text(" ".join(entries))
+        self._decode(decoder, pcm)
+        if decoder.hyp() is None:
+            raise AvatarError(
+                f"forced alignment failed: {len(entries)} words do not fit {duration:.2f} s "
+                "of audio (wrong transcript, or not speech)"
+            )
+        decoder.set_alignment()
+        self._decode(decoder, pcm)
+        aligned = [
+            (w.name, w.start, w.duration, [(p.name, p.start, p.duration, p.score) for p in w])
+            for w in decoder.get_alignment()
+        ]
+        phones, words = [], []
+        spoken = [a for a in aligned if not a[0].startswith(NON_PHONES)]
+        heard = [a[0].split("(")[0] for a in spoken]
+        if heard != entries:  # the search ended early: a partial path through the words
+            first = written[min(len(heard), len(written) - 1)]
+            raise AvatarError(
+                f"forced alignment failed: only {len(heard)} of {len(entries)} words fit the "
+                f"audio, missing from {first!r} on (audio cut short, or wrong transcript)"
+            )
+        by_name = iter(written)
+        scored = []
+        for name, start, length, word_phones in aligned:
+            if not name.startswith(NON_PHONES):
+                words.append(WordSpan(next(by_name), start * FRAME_S, (start + length) * FRAME_S))
+            for ph, a, n, score in word_phones:
+                phones.append((phoneme_of(ph), a * FRAME_S, (a + n) * FRAME_S))
+                scored.append((phoneme_of(ph) != SILENCE, a, n, float(score)))
+        log.debug("aligned %d words, %d phones in %.2f s", len(words), len(phones), duration)
+        return build_timeline(phones, duration, words, "alignment"), scored
+
+    def _recognize_pcm(self, pcm: np.ndarray, duration: float) -> tuple[PhonemeTimeline, float]:
+        """Phone recognition (under the lock): the timeline and its total acoustic score."""
+        decoder = _phone_decoder()
+        self._decode(decoder, pcm)
+        logmath = decoder.get_logmath()
+        segments = [(s.word, s.start_frame, s.end_frame, s.ascore) for s in decoder.seg() or []]
+        # seg() gives exp(score); back to the decoder's integer log units (never near underflow)
+        score = float(sum(logmath.log(max(a, 1e-300)) for *_, a in segments))
         # seg() frames are inclusive: a phone ends where the next frame starts.
-        phones = [(_phoneme(w), a * FRAME_S, (b + 1) * FRAME_S) for w, a, b in segments]
-        phones = _fill_loud_silences(phones, pcm)
+        phones = [(phoneme_of(w), a * FRAME_S, (b + 1) * FRAME_S) for w, a, b, _ in segments]
+        phones = fill_voiced_silences(phones, _voiced(pcm))
         log.debug("recognised %d phones in %.2f s", len(phones), duration)
-        return build_timeline(phones, duration)
+        return build_timeline(phones, duration, source="recognition"), score
 
     def _prepare(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
         """Validate, downmix, resample to 16 kHz, normalise: (int16 PCM (S,), duration s)."""
@@ -285,65 +359,3 @@ class PocketsphinxAligner:
             decoder.end_utt()
         except RuntimeError as e:  # pocketsphinx found no path (e.g. transcript vs audio)
             raise AvatarError(f"pocketsphinx could not decode this audio: {e}") from None
-
-
-def _lookup(decoder: Decoder, transcript: str) -> tuple[list[str], list[str]]:
-    """Transcript -> (words as written, CMUdict entries), one to one.
-
-    Each token is tried with its apostrophes and final period (``"a.m."``, ``"'em"``), then
-    bare, then (hyphenated) part by part.
-    """
-    written, entries, missing = [], [], []
-    for token in _TOKEN_SPLIT.split(transcript.replace("’", "'")):
-        token = token.strip(_EDGE)
-        word = token.strip("'").rstrip(".") or token
-        if not word.strip(".'-"):
-            continue  # punctuation only
-        found = next(
-            (c.lower() for c in (token, token.rstrip("."), word) if decoder.lookup_word(c.lower())),
-            None,
-        )
-        parts = [p for p in word.split("-") if p.strip("'")]
-        if found is not None:
-            written.append(word)
-            entries.append(found)
-        elif len(parts) > 1 and all(decoder.lookup_word(p.lower()) for p in parts):
-            written.extend(parts)
-            entries.extend(p.lower() for p in parts)
-        else:
-            missing.append(word)
-    if missing:
-        raise TextInputError(
-            "words not in the pocketsphinx dictionary (CMUdict; pocketsphinx 5 has no letter-to-"
-            f"sound fallback): {', '.join(map(repr, dict.fromkeys(missing)))}; spell them out"
-        )
-    if not entries:
-        raise TextInputError(f"transcript has no words to align: {transcript[:40]!r}")
-    return written, entries
-
-
-def _fill_loud_silences(
-    phones: list[tuple[str, float, float]], pcm: np.ndarray
-) -> list[tuple[str, float, float]]:
-    """Relabel voiced stretches of recognised silence as AH, the neutral vowel.
-
-    The CI phone loop sometimes takes a weak phrase-final vowel for silence (measured: the
-    schwa of "sofa," 150 ms at -20..-29 dBFS); a closed mouth over audible voice looks wrong.
-    ``phones``: ``(phoneme, start, end)`` seconds; ``pcm``: the decoded int16 ``(S,)`` at 16 kHz.
-    """
-    n = MODEL_RATE // 100  # samples per 10 ms frame; rfft bins are 100 Hz apart
-    frames = pcm[: len(pcm) // n * n].reshape(-1, n).astype(np.float64) / 32768.0
-    # voiced energy only (100-1000 Hz): a fricative's hiss is not a dropped vowel
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(n), axis=1)[:, 1:11]) ** 2
-    voiced = spectrum.sum(axis=1) * 2 / (n * n * 0.375)  # mean square of the band, Hann-scaled
-    loud = 10 * np.log10(voiced + 1e-12) > DECODE_DBFS - LOUD_DB
-    out: list[tuple[str, float, float]] = []
-    for ph, start, end in phones:
-        fa, fb = round(start / FRAME_S), round(end / FRAME_S)
-        runs = np.flatnonzero(np.diff(np.concatenate([[0], loud[fa:fb], [0]]).astype(int))) + fa
-        for a, b in zip(runs[::2], runs[1::2], strict=True) if ph == SILENCE else ():
-            if b - a >= 5:  # 50 ms
-                out += [(SILENCE, start, a * FRAME_S), ("AH", a * FRAME_S, b * FRAME_S)]
-                start = b * FRAME_S
-        out.append((ph, start, end))
-    return out

@@ -15,6 +15,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 import wave
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 
 from avatar.errors import AvatarError, ConfigValueError, TextInputError, WeightsMissingError
 from avatar.speech.loudness import normalize_loudness
-from avatar.speech.text import validate_text
+from avatar.speech.text import check_scripts, script_of, validate_text
 from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline
 from avatar.speech.tts import Speech
 
@@ -42,6 +43,16 @@ FLITE_VOICES: dict[str, int] = {
 """The voices built into Debian's flite 2.2 (``flite -lv``) and the rate (Hz) each one writes.
 flite silently falls back to its default voice for an unknown name, so names are checked here."""
 _TIMEOUT_S = 120  # one call of the binary; the longest accepted text takes a few seconds
+# Latin letters that do not decompose into an ASCII letter and accents, and the typographic
+# punctuation flite reads like its ASCII form (a dash as a pause, 1⁄2 as "a half").
+_TO_ASCII = str.maketrans(
+    {"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l"}
+    | {"Ł": "L", "đ": "d", "Đ": "D", "ð": "th", "Ð": "Th", "þ": "th", "Þ": "Th", "ı": "i"}
+    | dict.fromkeys("‘’‚‛′", "'")
+    | dict.fromkeys("“”„‟″«»", '"')
+    | dict.fromkeys("–—―", " -- ")
+    | {"⁄": "/"}
+)
 
 FLITE_TO_ARPABET: dict[str, str] = {
     **{
@@ -107,6 +118,26 @@ def parse_psdur(text: str, duration: float) -> PhonemeTimeline:
     return PhonemeTimeline(phones=phones, duration=duration, alphabet="arpabet")
 
 
+def ascii_text(text: str) -> str:
+    """Text as flite can read it: ASCII only.
+
+    flite reads bytes, not Unicode: ``"café"`` becomes ``"caf"`` and ``"señor"`` something
+    else entirely. Compatibility forms become ASCII (NFKC: ``ﬁ``, full-width letters,
+    ``…``), Latin letters lose their accents (``é`` -> ``e``, ``ß`` -> ``ss``), typographic
+    quotes and dashes become ASCII ones, and every other non-ASCII character becomes a space
+    (see :func:`check_scripts` for the warning).
+
+    >>> ascii_text("Café naïve, señor Øre… don’t — ½ 你好")
+    "Cafe naive, senor Ore... don't  --  1/2   "
+    """
+    out = []
+    for ch in unicodedata.normalize("NFKC", text).translate(_TO_ASCII):
+        if script_of(ch) == "Latin":
+            ch = "".join(c for c in unicodedata.normalize("NFKD", ch) if c.isascii()) or " "
+        out.append(ch if ch.isascii() else " ")
+    return "".join(out)
+
+
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     """flite's output (mono 16-bit PCM WAV) -> float32 ``(S,)`` in [-1, 1) and its rate.
 
@@ -124,9 +155,11 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
 class FliteTTS:
     """Text to :class:`Speech` with one of flite's built-in voices (``apt-get install flite``).
 
-    Text is validated (:func:`avatar.speech.text.validate_text`), spoken by the ``flite`` binary
-    and loudness-normalised. Audio: float32 ``(S,)`` at :attr:`sample_rate` (8 kHz for ``kal``,
-    16 kHz for the others); the timeline (alphabet ``"arpabet"``, no words) is flite's own.
+    Text is validated (:func:`avatar.speech.text.validate_text`), made ASCII (:func:`ascii_text`:
+    accents dropped; other scripts and emoji dropped with a warning naming them), spoken by the
+    ``flite`` binary and loudness-normalised. Audio: float32 ``(S,)`` at :attr:`sample_rate`
+    (8 kHz for ``kal``, 16 kHz for the others); the timeline (alphabet ``"arpabet"``, no
+    words) is flite's own.
 
     Args:
         name: voice id (e.g. ``flite-slt``): a corpus's voice label, part of :meth:`settings`.
@@ -160,12 +193,14 @@ class FliteTTS:
         """Speak ``text``; see the class docstring.
 
         Raises:
-            TextInputError: empty, too long, or nothing speakable (also if flite says no phone).
+            TextInputError: empty, too long, or nothing speakable (no Latin letter or digit,
+                or flite says no phone).
             WeightsMissingError: the ``flite`` binary is not installed.
             AvatarError: flite failed or wrote audio at an unexpected rate.
         """
         text = validate_text(text, max_chars=self.max_chars)
-        audio, rate, timeline = self._run(text)
+        check_scripts(text, voice=self.name, speaks=lambda ch: not ascii_text(ch).isspace())
+        audio, rate, timeline = self._run(ascii_text(text))
         if all(p.phoneme == SILENCE for p in timeline.phones):
             raise TextInputError(f"flite spoke no phone for the text: {text[:40]!r}")
         audio = normalize_loudness(audio, rate, target_dbfs=self.target_dbfs).astype(np.float32)

@@ -20,26 +20,32 @@ same audio on any thread.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import os
 import re
-import threading
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from avatar.errors import AvatarError, ConfigValueError, TextInputError, WeightsMissingError
+from avatar.speech.hibari_model import (
+    LOAD_LOCK,
+    Model,
+    g2p,
+    hibari_assets,
+    oov_letters,
+    session,
+    vocab,
+)
 from avatar.speech.loudness import normalize_loudness
-from avatar.speech.text import split_sentences, validate_text
+from avatar.speech.text import check_scripts, script_of, split_sentences, validate_text
 from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline, WordSpan
 from avatar.speech.tts import Speech
 
 if TYPE_CHECKING:
-    import onnxruntime as ort
-    from hibari.g2p import G2P
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -56,71 +62,13 @@ _MODIFIERS = frozenset("ːʰʲ\u0303")  # length, aspiration, palatal, nasal: to
 _SPLIT = frozenset(' "()“”↓→↗↘')  # word gaps, quotes, intonation: time split between neighbours
 _CLAUSE = re.compile(r"(?<=[,;:—])\s+")
 _WORD_STRIP = "\"“”‘’'()[]"
-_LOAD_LOCK = threading.Lock()  # the first synthesize of any HibariTTS loads the shared model
-
-
-@functools.lru_cache(maxsize=1)
-def _hibari_assets() -> str:
-    import hibari.tts
-
-    return hibari.tts.ASSETS
-
-
-@functools.lru_cache(maxsize=1)
-def _vocab() -> dict[str, int]:
-    with open(os.path.join(_hibari_assets(), "vocab.json"), encoding="utf-8") as f:
-        return json.load(f)
 
 
 HIBARI_PHONEMES: frozenset[str] = frozenset(
-    s for s in _vocab() if s not in _PAUSES | _STRESS | _MODIFIERS | _SPLIT
+    s for s in vocab() if s not in _PAUSES | _STRESS | _MODIFIERS | _SPLIT
 )
 """Every phoneme symbol (misaki alphabet) a HibariTTS timeline can hold, besides :data:`SILENCE`."""
 _ANCHORS = _PAUSES | HIBARI_PHONEMES  # symbols that keep their own time (as a phone or a pause)
-
-
-@functools.lru_cache(maxsize=2)
-def _patched_model(path: str) -> bytes:
-    """The voice's ONNX model with the CumSum input (durations, int64 ``(L,)``) as output 7."""
-    import onnx
-
-    model = onnx.load(path)
-    cumsums = [n for n in model.graph.node if n.op_type == "CumSum"]
-    if len(cumsums) != 1:
-        raise AvatarError(f"hibari model {path}: expected one CumSum node, found {len(cumsums)}")
-    name = cumsums[0].input[0]
-    # The graph already carries this tensor's ValueInfo (int64, 1-D); no shape inference needed.
-    output = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, None)
-    model.graph.output.append(output)
-    return model.SerializeToString()
-
-
-@functools.lru_cache(maxsize=4)
-def _session(path: str, threads: int) -> ort.InferenceSession:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = so.inter_op_num_threads = threads
-    so.log_severity_level = 3
-    return ort.InferenceSession(_patched_model(path), so, providers=["CPUExecutionProvider"])
-
-
-@functools.lru_cache(maxsize=2)
-def _g2p(british: bool) -> tuple[G2P, threading.Lock]:
-    """The shared G2P of an accent and the lock its calls run under."""
-    from hibari.g2p import G2P
-
-    return G2P(british=british), threading.Lock()
-
-
-@dataclass(frozen=True)
-class _Model:
-    """What :class:`HibariTTS` loads on its first call (shared by every instance of a voice)."""
-
-    session: ort.InferenceSession
-    outputs: list[str]  # the session's outputs: the six spectra, then the durations
-    g2p: G2P
-    g2p_lock: threading.Lock
 
 
 @dataclass(frozen=True)
@@ -175,10 +123,12 @@ def phones_from_steps(symbols: list[str], steps: np.ndarray) -> list[tuple[str, 
 class HibariTTS:
     """Text to :class:`Speech` with hibari's bundled voice, fully offline.
 
-    Text is validated, split into sentences (:func:`avatar.speech.text.split_sentences`), each
-    sentence phonemized by hibari's G2P and cut at clause punctuation past 400 symbols. Chunks
-    are synthesized one by one with ``sentence_pause_s`` of digital silence between sentences,
-    and the result is loudness-normalised. Audio: float32 ``(S,)`` at 24 kHz.
+    Text is validated (characters of other scripts than Latin, which hibari drops or reads as
+    English letters, are named in a warning: :func:`avatar.speech.text.check_scripts`), split
+    into sentences (:func:`avatar.speech.text.split_sentences`), each sentence phonemized by
+    hibari's G2P and cut at clause punctuation past 400 symbols. Chunks are synthesized one by
+    one with ``sentence_pause_s`` of digital silence between sentences, and the result is
+    loudness-normalised. Audio: float32 ``(S,)`` at 24 kHz.
 
     The timeline (alphabet ``"misaki"``) holds only :data:`HIBARI_PHONEMES` and
     :data:`SILENCE`; boundaries are the model's alignment, to one 12.5 ms frame (see the module
@@ -235,7 +185,7 @@ class HibariTTS:
                 f"HibariTTS {name}: need speed > 0, threads >= 1, max_chars >= 1, sentence_pause_s"
                 f" >= 0; got {speed=}, {threads=}, {max_chars=}, {sentence_pause_s=}"
             )
-        path = os.path.join(_hibari_assets(), VOICES[voice]["file"])
+        path = os.path.join(hibari_assets(), VOICES[voice]["file"])
         if not os.path.isfile(path):
             raise WeightsMissingError(
                 f"hibari's bundled model for voice {voice!r} is missing: {path}"
@@ -247,8 +197,8 @@ class HibariTTS:
         self.sentence_pause_s, self.threads = sentence_pause_s, threads
         self.timeline_shift_s = float(timeline_shift_s)
         self._path, self._british = path, bool(VOICES[voice]["british"])
-        self._vocab = _vocab()
-        self._loaded: _Model | None = None
+        self._vocab = vocab()
+        self._loaded: Model | None = None
 
     def __repr__(self) -> str:
         return f"HibariTTS(name={self.name!r}, voice={self.voice!r}, speed={self.speed})"
@@ -279,16 +229,16 @@ class HibariTTS:
         """Whether the ONNX session and G2P are loaded (they load on the first ``synthesize``)."""
         return self._loaded is not None
 
-    def _model(self) -> _Model:
+    def _model(self) -> Model:
         """The session and G2P, loaded once (under a lock) on first use."""
         model = self._loaded
         if model is None:
-            with _LOAD_LOCK:
+            with LOAD_LOCK:
                 if self._loaded is None:
-                    session = _session(self._path, self.threads)
-                    g2p, g2p_lock = _g2p(self._british)
-                    outputs = [o.name for o in session.get_outputs()]
-                    self._loaded = _Model(session, outputs, g2p, g2p_lock)
+                    onnx_session = session(self._path, self.threads)
+                    phonemizer, g2p_lock = g2p(self._british)
+                    outputs = [o.name for o in onnx_session.get_outputs()]
+                    self._loaded = Model(onnx_session, outputs, phonemizer, g2p_lock)
                     log.debug("hibari: loaded voice %s (%d threads)", self.voice, self.threads)
                 model = self._loaded
         return model
@@ -297,9 +247,14 @@ class HibariTTS:
         """Speak ``text``; see the class docstring.
 
         Raises:
-            TextInputError: empty, too long, or nothing speakable (also after phonemization).
+            TextInputError: empty, too long, or nothing speakable (no letter or digit hibari
+                reads, or nothing left after phonemization).
         """
         text = validate_text(text, max_chars=self.max_chars)
+        oov = oov_letters(self._british)  # non-Latin ones are read as if English letters
+        latin = {c for c in set(text) if c in oov and script_of(c) == "Latin"}
+        ascii_forms = {c for c in set(text) if unicodedata.normalize("NFKC", c).isascii()}
+        check_scripts(text, voice=self.name, speaks=(latin | ascii_forms).__contains__, guesses=oov)
         rng = np.random.default_rng(self.seed)
         pause = np.zeros(int(round(self.sentence_pause_s * self.sample_rate)), np.float32)
         pause_tl = PhonemeTimeline(

@@ -9,6 +9,8 @@ from avatar.errors import AvatarError
 
 SILENCE = "_"
 """Phoneme symbol used for pauses and leading/trailing silence in every alphabet."""
+SOURCES = ("", "alignment", "recognition", "recognition-fallback")
+"""Values of :attr:`PhonemeTimeline.source`: how a timeline was made (see there)."""
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,22 @@ class PhonemeTimeline:
         duration: length of the audio the timeline describes, seconds.
         alphabet: phoneme alphabet of ``phones`` (``"misaki"`` for hibari, ``"arpabet"`` for
             pocketsphinx); :mod:`avatar.motion.visemes` maps each to visemes.
+        source: how the phones were found, one of :data:`SOURCES`: ``""`` not stated (a
+            voice's own timings), ``"alignment"`` forced alignment of a transcript,
+            ``"recognition"`` phone recognition (no transcript), ``"recognition-fallback"``
+            phone recognition because the transcript did not fit the audio. Not compared by
+            ``==``, and in :meth:`to_dict` only when stated.
     """
 
     phones: list[Phone]
     words: list[WordSpan] = field(default_factory=list)
     duration: float = 0.0
     alphabet: str = "misaki"
+    source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise AvatarError(f"PhonemeTimeline: source {self.source!r} is not one of {SOURCES}")
         prev_end = 0.0
         for p in self.phones:
             if p.end < p.start - 1e-9 or p.start < prev_end - 1e-6:
@@ -97,6 +107,7 @@ class PhonemeTimeline:
             words=[WordSpan(w.word, w.start + offset, w.end + offset) for w in self.words],
             duration=self.duration + offset,
             alphabet=self.alphabet,
+            source=self.source,
         )
 
     def moved_within(self, offset: float) -> PhonemeTimeline:
@@ -124,11 +135,14 @@ class PhonemeTimeline:
             WordSpan(w.word, min(max(w.start + offset, 0.0), d), min(max(w.end + offset, 0.0), d))
             for w in self.words
         ]
-        return PhonemeTimeline([Phone(*m) for m in moved], words, d, self.alphabet)
+        return PhonemeTimeline([Phone(*m) for m in moved], words, d, self.alphabet, self.source)
 
     @staticmethod
     def concatenate(parts: Sequence[PhonemeTimeline]) -> PhonemeTimeline:
-        """Join timelines end to end; each part's times are offset by the durations before it."""
+        """Join timelines end to end; each part's times are offset by the durations before it.
+
+        The result keeps the parts' :attr:`source` when they all agree, else it is ``""``.
+        """
         phones: list[Phone] = []
         words: list[WordSpan] = []
         offset = 0.0
@@ -140,7 +154,9 @@ class PhonemeTimeline:
             phones.extend(moved.phones)
             words.extend(moved.words)
             offset += part.duration
-        return PhonemeTimeline(phones=phones, words=words, duration=offset, alphabet=alphabet)
+        sources = {part.source for part in parts}
+        source = sources.pop() if len(sources) == 1 else ""
+        return PhonemeTimeline(phones, words, offset, alphabet, source)
 
     @staticmethod
     def from_durations(
@@ -160,12 +176,16 @@ class PhonemeTimeline:
         return PhonemeTimeline(phones=phones, duration=t, alphabet=alphabet)
 
     def to_dict(self) -> dict:
-        return {
+        """JSON-ready dict; ``source`` only when stated (cached corpora keep their keys)."""
+        out = {
             "alphabet": self.alphabet,
             "duration": self.duration,
             "phones": [[p.phoneme, p.start, p.end] for p in self.phones],
             "words": [[w.word, w.start, w.end] for w in self.words],
         }
+        if self.source:
+            out["source"] = self.source
+        return out
 
     @staticmethod
     def from_dict(d: dict) -> PhonemeTimeline:
@@ -174,4 +194,5 @@ class PhonemeTimeline:
             words=[WordSpan(str(a), float(b), float(c)) for a, b, c in d.get("words", [])],
             duration=float(d["duration"]),
             alphabet=str(d.get("alphabet", "misaki")),
+            source=str(d.get("source", "")),
         )

@@ -19,7 +19,7 @@ import numpy as np
 
 from avatar.errors import WeightsMissingError
 from evals.errors import MetricNotApplicable
-from evals.functional._clips import as_numpy, to_rgb8
+from evals.functional._clips import StreamedVideo, as_numpy, sampled, to_rgb8
 
 if TYPE_CHECKING:
     from evals.weights import WeightsRegistry
@@ -54,6 +54,7 @@ FIVE_POINTS = (468, 473, 1, 61, 291)
 corners (image left, right). Without iris points (468 landmarks) the eye corners are averaged."""
 
 _EYES_NO_IRIS = ((33, 133), (362, 263))
+_EMBED_BATCH = 64  # aligned crops per ONNX call
 
 
 def five_points(landmarks: np.ndarray) -> np.ndarray | None:
@@ -230,7 +231,7 @@ def _arcface_csim_update(
     if not crops:
         raise MetricNotApplicable(f"no face found in any of {len(refs)} reference images")
     ref_emb = embedder.embed(np.stack(crops))
-    clips = list(video)
+    clips = [video] if isinstance(video, StreamedVideo) else list(video)
     lms = list(landmarks)
     if len(clips) != len(lms):
         raise ValueError(f"video has {len(clips)} clips but landmarks has {len(lms)}")
@@ -239,12 +240,17 @@ def _arcface_csim_update(
         lm = np.asarray(lm.detach().cpu() if hasattr(lm, "detach") else lm, np.float64)
         if len(lm) != len(clip):
             raise ValueError(f"video and landmarks differ in length: {len(clip)} vs {len(lm)}")
-        faces = []
-        for i in range(0, len(clip), sample_every):
+        faces, embedded = [], []
+        for i, frame in sampled(clip, sample_every):  # arrays or streamed clips, frame by frame
             pts = five_points(lm[i])
             if pts is None:
                 missing += 1
                 continue
-            faces.append(align_face(_rgb8(clip[i]), pts))
-        frames.append(embedder.embed(np.stack(faces)) if faces else np.zeros((0, 0)))
+            faces.append(align_face(_rgb8(frame), pts))
+            if len(faces) == _EMBED_BATCH:  # bounded memory on long clips
+                embedded.append(embedder.embed(np.stack(faces)))
+                faces = []
+        if faces:
+            embedded.append(embedder.embed(np.stack(faces)))
+        frames.append(np.concatenate(embedded) if embedded else np.zeros((0, 0)))
     return _csim_sums(frames, ref_emb, missing)

@@ -73,7 +73,8 @@ class DlibFaceEmbedder:
 
     Example:
         >>> from avatar.companion import EMBEDDED_ASTRONAUT, load_image
-        >>> DlibFaceEmbedder().embed(load_image(EMBEDDED_ASTRONAUT)).shape
+        >>> image = load_image(EMBEDDED_ASTRONAUT, max_megapixels=40, max_side=4096)
+        >>> DlibFaceEmbedder().embed(image).shape
         (128,)
     """
 

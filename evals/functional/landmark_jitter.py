@@ -78,13 +78,13 @@ def _mean_shape(xy: np.ndarray, eye_a: int, eye_b: int) -> np.ndarray | None:
 def _landmark_jitter_update(landmarks: Any, points: tuple[int, ...] | None) -> tuple[float, float]:
     """Sums: (residual lengths over points and frames, count)."""
     total = count = 0.0
-    for lm in as_clips(landmarks, 3, "landmarks"):
+    for lm in as_clips(landmarks, 3, "landmarks", dtype=None):
         if lm.shape[-1] < 2:
             raise ValueError(f"landmarks need x, y in the last axis, got {lm.shape}")
         idx = list(points) if points is not None else list(range(lm.shape[1]))
         if max(idx) >= lm.shape[1]:
             raise ValueError(f"point index {max(idx)} out of range for {lm.shape[1]} landmarks")
-        xy = lm[:, idx, :2]
+        xy = lm[:, idx, :2].astype(np.float64)  # the points used, not a copy of the whole clip
         a, b = idx.index(EYE_L_OUTER), idx.index(EYE_R_OUTER)
         ref = _mean_shape(xy, a, b)
         if ref is None or len(xy) < 3:

@@ -39,6 +39,26 @@ ABS_SILENCE_RMS = 1e-5
 _MIN_DB = -120.0
 
 
+_CSUM_FRAMES = 4096  # frames of audio squared and summed at once (bounded memory on long clips)
+
+
+def _energy_at(audio: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Running sum of float64 squared samples before each of the (sorted) ``bounds``.
+
+    The same values as ``np.concatenate([[0.0], np.cumsum(a * a)])[bounds]`` (a sequential
+    sum, carried from block to block), a block of frames at a time.
+    """
+    out = np.empty(len(bounds))
+    carry = 0.0
+    for k0 in range(0, max(len(bounds) - 1, 1), _CSUM_FRAMES):
+        k1 = min(len(bounds) - 1, k0 + _CSUM_FRAMES)
+        a = np.asarray(audio[bounds[k0] : bounds[k1]], np.float64)
+        csum = np.cumsum(np.concatenate([[carry], a * a]))
+        out[k0 : k1 + 1] = csum[bounds[k0 : k1 + 1] - bounds[k0]]
+        carry = csum[-1]
+    return out
+
+
 def frame_level_db(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
     """RMS level of each video frame's audio, in dB relative to the loudest frame.
 
@@ -58,14 +78,13 @@ def frame_level_db(audio: np.ndarray, sample_rate: int, fps: float, n_frames: in
         >>> frame_level_db(audio, sr, 2, 4).round(1) + 0.0  # + 0.0 turns -0.0 into 0.0
         array([  0.,   0., -20., -20.])
     """
-    audio = np.asarray(audio, dtype=np.float64).reshape(-1)
+    audio = np.asarray(audio).reshape(-1)
     if sample_rate <= 0 or not fps > 0 or n_frames < 0:
         raise ValueError(f"need sample_rate > 0, fps > 0, n_frames >= 0; got {sample_rate}, {fps}")
     bounds = np.round(np.arange(n_frames + 1) * sample_rate / fps).astype(np.int64)
     bounds = np.minimum(bounds, len(audio))
-    csum = np.concatenate([[0.0], np.cumsum(audio * audio)])
     count = np.diff(bounds)
-    energy = np.diff(csum[bounds])
+    energy = np.diff(_energy_at(audio, bounds))
     rms = np.sqrt(np.divide(energy, count, out=np.zeros(n_frames), where=count > 0).clip(0))
     peak = rms.max(initial=0.0)
     if peak < ABS_SILENCE_RMS:

@@ -26,8 +26,8 @@ __all__ = ["eye_openness", "mouth_aperture"]
 
 
 def _as_track(landmarks: np.ndarray) -> np.ndarray:
-    """(T, 478, 2|3) or one (478, 2|3) face -> (T, 478, 2) float64 x, y."""
-    arr = np.asarray(landmarks, dtype=np.float64)
+    """(T, 478, 2|3) or one (478, 2|3) face -> (T, 478, 2) x, y (a view: no copy of a long clip)."""
+    arr = np.asarray(landmarks)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1] != NUM_LANDMARKS or arr.shape[2] < 2:
@@ -36,7 +36,9 @@ def _as_track(landmarks: np.ndarray) -> np.ndarray:
 
 
 def _dist(xy: np.ndarray, a: int | list[int], b: int | list[int]) -> np.ndarray:
-    dist: np.ndarray = np.linalg.norm(xy[:, a] - xy[:, b], axis=-1)
+    """Distances between points ``a`` and ``b`` of each frame, in float64."""
+    pa, pb = xy[:, a].astype(np.float64), xy[:, b].astype(np.float64)
+    dist: np.ndarray = np.linalg.norm(pa - pb, axis=-1)
     return dist
 
 

@@ -15,12 +15,14 @@ mean distance, LSE-C the median minus the minimum, the offset ``vshift - argmin`
 > 0 when audio leads the video), and the distance at offset 0 is reported as well.
 Crops follow ``run_pipeline.py``'s face crop (box half-size ``bs``, 40 % margin, shifted down)
 from MediaPipe landmarks instead of S3FD boxes, so values are close to, not identical with, the
-reference pipeline.
+reference pipeline. Crops are made and embedded a batch of windows at a time
+(:func:`iter_face_crops`, :func:`lse` on an iterator), so memory does not grow with the clip.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,16 +32,28 @@ import torch
 from scipy.fft import dct
 from torch import nn
 
+from avatar.data.mouth_crops import nearest_true
 from avatar.errors import WeightsMissingError
+from evals.errors import MetricNotApplicable
 
 if TYPE_CHECKING:
     from evals.weights import WeightsRegistry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FPS", "SAMPLE_RATE", "SyncNetModel", "face_crops", "load_syncnet", "lse", "mfcc"]
+__all__ = [
+    "FPS",
+    "SAMPLE_RATE",
+    "SyncNetModel",
+    "face_crops",
+    "iter_face_crops",
+    "load_syncnet",
+    "lse",
+    "mfcc",
+]
 
 FPS, SAMPLE_RATE, VSHIFT = 25.0, 16000, 15
+_MFCC_CHUNK = 8192  # MFCC frames (10 ms each) computed at once
 
 
 def _bn_relu(conv: nn.Module, ch: int, dims: int) -> list[nn.Module]:
@@ -143,10 +157,6 @@ def mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     win, step, nfft = round(0.025 * sample_rate), round(0.01 * sample_rate), 512
     n = 1 if len(x) <= win else 1 + int(np.ceil((len(x) - win) / step))
     x = np.concatenate([x, np.zeros((n - 1) * step + win - len(x))])
-    idx = np.arange(win)[None] + step * np.arange(n)[:, None]
-    pspec = np.abs(np.fft.rfft(x[idx], nfft)) ** 2 / nfft  # (N, 257)
-    eps = np.finfo(float).eps
-    energy = np.where(pspec.sum(1) == 0, eps, pspec.sum(1))
     mels = np.linspace(_mel(0), _mel(sample_rate / 2), 28)
     bins = np.floor((nfft + 1) * (700 * (10 ** (mels / 2595) - 1)) / sample_rate).astype(int)
     fb = np.zeros((26, nfft // 2 + 1))
@@ -154,12 +164,54 @@ def mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         a, b, c = bins[j : j + 3]
         fb[j, a:b] = (np.arange(a, b) - a) / max(b - a, 1)
         fb[j, b:c] = (c - np.arange(b, c)) / max(c - b, 1)
-    feat = pspec @ fb.T
-    feat = np.log(np.where(feat == 0, eps, feat))
-    cep = dct(feat, type=2, axis=1, norm="ortho")[:, :13]
-    cep *= 1 + 11.0 * np.sin(np.pi * np.arange(13) / 22)
-    cep[:, 0] = np.log(energy)
-    return cep.T
+    eps = np.finfo(float).eps
+    lifter = 1 + 11.0 * np.sin(np.pi * np.arange(13) / 22)
+    out = np.empty((13, n))
+    for s0 in range(0, n, _MFCC_CHUNK):  # frames are independent: bounded memory on long audio
+        s1 = min(n, s0 + _MFCC_CHUNK)
+        idx = np.arange(win)[None] + step * np.arange(s0, s1)[:, None]
+        pspec = np.abs(np.fft.rfft(x[idx], nfft)) ** 2 / nfft  # (N, 257)
+        energy = np.where(pspec.sum(1) == 0, eps, pspec.sum(1))
+        feat = pspec @ fb.T
+        feat = np.log(np.where(feat == 0, eps, feat))
+        cep = dct(feat, type=2, axis=1, norm="ortho")[:, :13]
+        cep *= lifter
+        cep[:, 0] = np.log(energy)
+        out[:, s0:s1] = cep.T
+    return out
+
+
+def iter_face_crops(
+    frames: Iterable[np.ndarray], landmarks: np.ndarray, size: int = 224
+) -> Iterator[np.ndarray] | None:
+    """(size, size, 3) float32 BGR 0-255 face crops as ``syncnet_python`` makes them, one a frame.
+
+    Args:
+        frames: T (H, W, 3) uint8 RGB frames in order (an array or any iterable).
+        landmarks: (T, P, 2|3) pixels (NaN rows: no face; filled from the nearest face frame).
+
+    Returns:
+        An iterator of T crops, or None when no frame has a face.
+    """
+    lm = np.asarray(landmarks)[..., :2]
+    ok = np.isfinite(lm).all(axis=(1, 2))
+    if not ok.any():
+        return None
+    # per frame, the box of its landmarks: min and max are exact in any float type
+    boxes = np.concatenate([lm.min(1), lm.max(1)], axis=1).astype(np.float64)  # (T, 4)
+    return _face_crops(frames, boxes[nearest_true(ok)], size)
+
+
+def _face_crops(frames: Iterable[np.ndarray], boxes: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    cs = 0.4
+    for i, frame in enumerate(frames):
+        x0, y0, x1, y1 = boxes[i]
+        bs, mx, my = max(x1 - x0, y1 - y0) / 2, (x0 + x1) / 2, (y0 + y1) / 2
+        pad = int(bs * cs) + 1
+        img = np.pad(frame[..., ::-1], ((pad, pad), (pad, pad), (0, 0)), constant_values=110)
+        mx, my, bsi = mx + pad, my + pad, bs * (1 + cs)
+        crop = img[int(my - bs) : int(my + bs * (1 + 2 * cs)), int(mx - bsi) : int(mx + bsi)]
+        yield cv2.resize(np.ascontiguousarray(crop), (size, size)).astype(np.float32)
 
 
 def face_crops(frames: np.ndarray, landmarks: np.ndarray, size: int = 224) -> np.ndarray | None:
@@ -170,62 +222,59 @@ def face_crops(frames: np.ndarray, landmarks: np.ndarray, size: int = 224) -> np
         landmarks: (T, P, 2|3) pixels (NaN rows: no face; filled from the nearest face frame).
 
     Returns:
-        The crops, or None when no frame has a face.
+        The crops (:func:`iter_face_crops`, stacked), or None when no frame has a face.
     """
-    lm = np.asarray(landmarks, np.float64)[..., :2]
-    ok = np.isfinite(lm).all(axis=(1, 2))
-    if not ok.any():
-        return None
-    good = np.flatnonzero(ok)
-    out = np.zeros((len(frames), size, size, 3), np.float32)
-    cs = 0.4
-    for i, frame in enumerate(frames):
-        pts = lm[good[np.abs(good - i).argmin()]]
-        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-        bs, mx, my = max(x1 - x0, y1 - y0) / 2, (x0 + x1) / 2, (y0 + y1) / 2
-        pad = int(bs * cs) + 1
-        img = np.pad(frame[..., ::-1], ((pad, pad), (pad, pad), (0, 0)), constant_values=110)
-        mx, my, bsi = mx + pad, my + pad, bs * (1 + cs)
-        crop = img[int(my - bs) : int(my + bs * (1 + 2 * cs)), int(mx - bsi) : int(mx + bsi)]
-        out[i] = cv2.resize(np.ascontiguousarray(crop), (size, size)).astype(np.float32)
-    return out
+    crops = iter_face_crops(frames, landmarks, size)
+    return None if crops is None else np.stack(list(crops))
 
 
 @torch.no_grad()
 def lse(
-    crops: np.ndarray,
+    crops: np.ndarray | Iterable[np.ndarray],
     audio: np.ndarray,
     model: SyncNetModel,
     *,
     vshift: int = VSHIFT,
     batch: int = 20,
+    n_frames: int | None = None,
 ) -> dict[str, float]:
     """LSE of one clip: ``syncnet_python``'s ``evaluate`` on prepared inputs.
 
     Args:
-        crops: (T, 224, 224, 3) BGR 0-255 face crops at 25 fps (:func:`face_crops`).
+        crops: T (224, 224, 3) BGR 0-255 face crops at 25 fps (:func:`face_crops`), or an
+            iterator of them (:func:`iter_face_crops`: read a batch of windows at a time).
         audio: (S,) 16 kHz mono in [-1, 1].
         model: a :class:`SyncNetModel`.
         vshift: offsets searched, frames (-vshift..vshift).
         batch: windows per forward pass.
+        n_frames: T when ``crops`` is an iterator (else ``len(crops)``).
 
     Returns:
         ``lse_d`` (min mean distance, lower is better), ``lse_c`` (median - min, higher is
         better), ``offset`` (frames), ``dist_at_0`` (mean distance at offset 0).
+
+    Raises:
+        MetricNotApplicable: under 6 frames (or 0.24 s of audio).
     """
     cc = torch.from_numpy(mfcc(np.asarray(audio, np.float64) * 32768.0)).float()[None, None]
-    n = min(len(crops), cc.shape[-1] // 4) - 5
+    t = len(crops) if n_frames is None else n_frames  # type: ignore[arg-type]
+    n = min(t, cc.shape[-1] // 4) - 5
     if n < 1:
-        raise ValueError(f"clip too short for SyncNet: {len(crops)} frames")
+        raise MetricNotApplicable(f"clip too short for SyncNet: {t} frames (needs 6)")
     device = next(model.parameters()).device
-    im = torch.from_numpy(np.ascontiguousarray(crops)).permute(3, 0, 1, 2)[None]  # (1,3,T,H,W)
+    frames = iter(crops)
+    held: list[torch.Tensor] = []  # (3, H, W) crops from the batch's first window on
     vf, af = [], []
     for s in range(0, n, batch):
         ks = range(s, min(n, s + batch))
-        vf.append(model.forward_lip(torch.cat([im[:, :, k : k + 5] for k in ks]).to(device)).cpu())
+        while len(held) < len(ks) + 4:
+            held.append(torch.from_numpy(np.ascontiguousarray(next(frames))).permute(2, 0, 1))
+        windows = torch.stack([torch.stack(held[k - s : k - s + 5], dim=1) for k in ks])
+        vf.append(model.forward_lip(windows.to(device)).cpu())  # (B, 3, 5, H, W) in
         af.append(
             model.forward_aud(torch.cat([cc[..., 4 * k : 4 * k + 20] for k in ks]).to(device)).cpu()
         )
+        held = held[len(ks) :]
     v, a = torch.cat(vf), torch.cat(af)
     ap = nn.functional.pad(a, (0, 0, vshift, vshift))
     win = 2 * vshift + 1

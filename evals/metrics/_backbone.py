@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from evals.functional._clips import as_numpy
+from evals.functional._clips import as_numpy, iter_rgb8
 from evals.metrics.base import EvalMetric, MetricNotApplicable
 
 __all__ = ["BackboneMetric", "ClipBackboneMetric"]
@@ -45,41 +46,44 @@ class BackboneMetric(EvalMetric):
 class ClipBackboneMetric(BackboneMetric):
     """A backbone metric of talking-head clips at 25 fps: per-clip outputs averaged over clips.
 
+    Frames reach :meth:`_score_clip` one at a time (a clip may be a
+    :class:`~evals.functional._clips.StreamedVideo`), so memory does not grow with the clip.
     Subclasses set ``outputs`` (their keys, in ``_sum_states`` order followed by ``clips``),
-    ``label`` (for messages) and :meth:`_score_clip`.
+    ``label`` (for messages), ``min_frames`` (shorter clips are not applicable) and
+    :meth:`_score_clip`.
     """
 
     fps: ClassVar[float] = 25.0
     label: ClassVar[str] = "this metric"
     outputs: ClassVar[tuple[str, ...]] = ()
+    min_frames: ClassVar[int] = 1
 
     def _score_clip(
         self,
-        frames: np.ndarray,
+        frames: Iterable[np.ndarray],
         landmarks: np.ndarray,
         audio: np.ndarray,
         sample_rate: int,
         model: Any,
     ) -> dict[str, float] | None:
-        """``outputs`` of one clip: (T, H, W, 3) uint8 RGB frames, (T, P, 3) landmarks, (S,)
-        audio; None when no frame has a face."""
+        """``outputs`` of one clip: T (H, W, 3) uint8 RGB frames in order, (T, P, 3) landmarks,
+        (S,) audio (landmarks and audio in their given dtypes); None when no frame has a face."""
         raise NotImplementedError
 
     def update(self, video: Any, landmarks: Any, audio: Any, sample_rate: int, fps: float) -> None:
-        """Adds clips: (B, T, 3, H, W) video (uint8, or float in [0, 1]), (B, T, P, 3)
-        landmarks in pixels, (B, S) mono audio in [-1, 1] from frame 0."""
+        """Adds clips: (B, T, 3, H, W) video (uint8, or float in [0, 1]; or B streamed clips),
+        (B, T, P, 3) landmarks in pixels, (B, S) mono audio in [-1, 1] from frame 0."""
         if abs(float(fps) - self.fps) > 1e-3:
             raise MetricNotApplicable(f"{self.label} needs {self.fps:g} fps video, got {fps}")
         if len(video) != len(landmarks) or len(video) != len(audio):
             raise ValueError("video, landmarks and audio must hold the same number of clips")
+        self._require_frames(list(video), self.min_frames, self.label)
         model = self._backbone()
         for clip, lm, wav in zip(video, landmarks, audio, strict=True):
-            frames = as_numpy(clip, None)
-            if frames.dtype != np.uint8:
-                frames = np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
-            out = self._score_clip(
-                np.moveaxis(frames, 1, -1), as_numpy(lm), as_numpy(wav), int(sample_rate), model
-            )
+            lm, wav = as_numpy(lm, None), as_numpy(wav, None)  # no float64 copies of long clips
+            if len(clip) != len(lm):
+                raise ValueError(f"{len(clip)} frames but {len(lm)} landmark rows")
+            out = self._score_clip(iter_rgb8(clip), lm, wav, int(sample_rate), model)
             if out is None:
                 raise MetricNotApplicable("no face in the clip")
             self._add([out[k] for k in self.outputs] + [1.0])

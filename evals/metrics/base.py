@@ -8,6 +8,7 @@ one clip at a time, a batch, or several processes give the same result.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -15,6 +16,7 @@ import torch
 from torchmetrics import Metric
 
 from evals.errors import MetricNotApplicable
+from evals.functional._clips import per_clip_scalars
 
 __all__ = ["EvalMetric", "MetricNotApplicable"]
 
@@ -50,6 +52,38 @@ class EvalMetric(Metric):
             raise RuntimeError(f"{type(self).__name__}: {len(values)} sums for {self._sum_states}")
         for name, value in zip(self._sum_states, values, strict=True):
             getattr(self, name).add_(float(value))
+
+    @staticmethod
+    def _require_frames(clips: Sequence[Any], need: int, what: str) -> None:
+        """Raises :class:`MetricNotApplicable` when every clip has fewer than ``need`` frames.
+
+        Args:
+            clips: per-clip arrays (or streamed clips) with frames along their first axis.
+            need: fewest frames the metric can measure.
+            what: what needs them, for the message (e.g. ``"landmark jitter"``).
+        """
+        longest = max((len(c) for c in clips), default=0)
+        if longest < need:
+            raise MetricNotApplicable(
+                f"clip too short: {what} needs at least {need} frames, got {longest}"
+            )
+
+    @staticmethod
+    def _require_seconds(clips: Sequence[Any], fps: Any, seconds: float, what: str) -> None:
+        """Raises :class:`MetricNotApplicable` when every clip is shorter than ``seconds``.
+
+        Args:
+            clips: per-clip arrays with frames along their first axis.
+            fps: frames per second, a scalar or one per clip.
+            seconds: shortest clip the metric can measure.
+            what: what needs it, for the message (e.g. ``"a blink rate"``).
+        """
+        rates = per_clip_scalars(fps, len(clips), "fps")
+        if not any(len(c) >= math.ceil(seconds * r) for c, r in zip(clips, rates, strict=True)):
+            longest = max((len(c) / r for c, r in zip(clips, rates, strict=True)), default=0.0)
+            raise MetricNotApplicable(
+                f"clip too short: {what} needs at least {seconds:g} s, got {longest:.2f} s"
+            )
 
     def _raise_max(self, name: str, value: float) -> None:
         state = getattr(self, name)

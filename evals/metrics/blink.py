@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from evals.functional._clips import as_clips
 from evals.functional.blink_rate import _blink_rate_compute, _blink_rate_update
 from evals.metrics.base import EvalMetric
 
@@ -51,7 +52,11 @@ class BlinkRate(EvalMetric):
         self.kw = dict(ratio=ratio, noise_k=noise_k, max_duration_s=max_duration_s)
 
     def update(self, eye_openness: Any, fps: Any) -> None:
-        """Adds clips: (B, T, 2) eye openness and their fps."""
+        """Adds clips: (B, T, 2) eye openness and their fps (not applicable to clips shorter
+        than ``max_duration_s``, the longest blink)."""
+        clips = as_clips(eye_openness, 2, "eye_openness", dtype=None)
+        longest = float(self.kw["max_duration_s"])
+        self._require_seconds(clips, fps, longest, "a blink rate")
         self._add(_blink_rate_update(eye_openness, fps, **self.kw))
 
     def compute(self) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from evals.functional._clips import as_clips, as_numpy, per_clip_scalars
+from evals.functional._clips import as_clips, as_numpy, per_clip_scalars, sampled
 from evals.functional._clips import to_rgb8 as _to_rgb8
 from evals.functional.identity import (
     DlibFaceEmbedder,
@@ -75,9 +75,12 @@ class _IdentityMetric(BackboneMetric):
             raise MetricNotApplicable(f"no face found in any of {len(refs_in)} reference images")
         dim = len(refs[0])
         clips, indices = [], []
-        for clip in as_clips(video, 4, "video", dtype=None):
-            idx = np.arange(0, len(clip), self.sample_every)
-            rows = [emb.embed(_to_rgb8(clip[i])) for i in idx]
+        for clip in as_clips(video, 4, "video", dtype=None):  # arrays or streamed clips
+            idx_list, rows = [], []
+            for i, frame in sampled(clip, self.sample_every):  # frames 0, k, 2k, ... one by one
+                idx_list.append(i)
+                rows.append(emb.embed(_to_rgb8(frame)))
+            idx = np.array(idx_list, np.int64)
             clips.append(
                 np.stack([np.full(dim, np.nan) if r is None else r for r in rows])
                 if rows

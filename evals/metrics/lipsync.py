@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from evals.functional._clips import as_clips
 from evals.functional.lipsync_offset import _lipsync_offset_compute, _lipsync_offset_update
 from evals.functional.mouth_closure import _mouth_closure_compute, _mouth_closure_update
 from evals.functional.mouth_motion import _mouth_motion_compute, _mouth_motion_update
@@ -63,7 +64,10 @@ class LipSyncOffset(EvalMetric):
         self.max_offset, self.min_pairs = max_offset, min_pairs
 
     def update(self, aperture: Any, envelope: Any) -> None:
-        """Adds clips: (B, T) aperture and envelope."""
+        """Adds clips: (B, T) aperture and envelope (not applicable under ``min_pairs`` frames)."""
+        self._require_frames(
+            as_clips(aperture, 1, "aperture", dtype=None), self.min_pairs, "the A/V offset"
+        )
         self._add(_lipsync_offset_update(aperture, envelope, self.max_offset, self.min_pairs))
 
     def compute(self) -> dict[str, torch.Tensor]:
@@ -123,7 +127,10 @@ class MouthClosure(EvalMetric):
         )
 
     def update(self, aperture: Any, level_db: Any, fps: Any) -> None:
-        """Adds clips: (B, T) aperture and level in dB, their fps."""
+        """Adds clips: (B, T) aperture and level in dB, their fps (not applicable to clips
+        shorter than ``min_pause_s``, which hold no pause)."""
+        clips = as_clips(aperture, 1, "aperture", dtype=None)
+        self._require_seconds(clips, fps, float(self.kw["min_pause_s"]), "mouth closure (a pause)")
         self._add(_mouth_closure_update(aperture, level_db, fps, **self.kw))
 
     def compute(self) -> dict[str, torch.Tensor]:
@@ -162,7 +169,8 @@ class MouthMotion(EvalMetric):
         self.silence_db, self.floor_db = silence_db, floor_db
 
     def update(self, aperture: Any, envelope: Any) -> None:
-        """Adds clips: (B, T) aperture and envelope."""
+        """Adds clips: (B, T) aperture and envelope (not applicable under 2 frames)."""
+        self._require_frames(as_clips(aperture, 1, "aperture", dtype=None), 2, "mouth motion")
         self._add(_mouth_motion_update(aperture, envelope, self.silence_db, self.floor_db))
 
     def compute(self) -> dict[str, torch.Tensor]:

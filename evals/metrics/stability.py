@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from evals.functional._clips import as_clips
 from evals.functional.flicker import _flicker_compute, _flicker_update
 from evals.functional.head_motion import _head_motion_compute, _head_motion_update
 from evals.functional.landmark_distance import (
@@ -69,7 +70,8 @@ class LandmarkJitter(EvalMetric):
         self.points = points_
 
     def update(self, landmarks: Any) -> None:
-        """Adds clips: (B, T, P, 2|3) landmarks in pixels."""
+        """Adds clips: (B, T, P, 2|3) landmarks in pixels (not applicable under 3 frames)."""
+        self._require_frames(as_clips(landmarks, 3, "landmarks", dtype=None), 3, "landmark jitter")
         self._add(_landmark_jitter_update(landmarks, self.points))
 
     def compute(self) -> torch.Tensor:
@@ -133,7 +135,9 @@ class Flicker(EvalMetric):
     _sum_states = ("s_all", "n_all", "s_static", "n_static")
 
     def update(self, video: Any, static_mask: Any | None = None) -> None:
-        """Adds clips: (B, T, 3, H, W) frames and an optional (B, H, W) static-region mask."""
+        """Adds clips: (B, T, 3, H, W) frames (or streamed clips) and an optional (B, H, W)
+        static-region mask (not applicable under 2 frames)."""
+        self._require_frames(as_clips(video, 4, "video", dtype=None), 2, "flicker")
         self._add(_flicker_update(video, static_mask))
 
     def compute(self) -> dict[str, torch.Tensor]:
@@ -163,7 +167,8 @@ class HeadMotionStats(EvalMetric):
     _sum_states = ("s_yaw", "s_pitch", "s_roll", "s_speed", "n_clips")
 
     def update(self, pose: Any, fps: Any) -> None:
-        """Adds clips: (B, T, 3) head pose in degrees at ``fps``."""
+        """Adds clips: (B, T, 3) head pose in degrees at ``fps`` (not applicable under 2 frames)."""
+        self._require_frames(as_clips(pose, 2, "pose", dtype=None), 2, "head motion")
         std, speed, n = _head_motion_update(pose, fps)
         self._add([*std.tolist(), speed, n])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +41,7 @@ class SyncExpertScore(ClipBackboneMetric):
         "dist_at_0": False,
     }
     label = "the sync expert"
+    min_frames = 7  # 5-frame windows, 3 of them for an offset search
     outputs = ("offset", "offset_abs", "distance", "confidence", "dist_at_0")
     _sum_states = ("s_off", "s_abs", "s_d", "s_c", "s_d0", "clips")
 
@@ -61,7 +63,7 @@ class SyncExpertScore(ClipBackboneMetric):
 
     def _score_clip(
         self,
-        frames: np.ndarray,
+        frames: Iterable[np.ndarray],
         landmarks: np.ndarray,
         audio: np.ndarray,
         sample_rate: int,

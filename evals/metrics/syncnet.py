@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from avatar.audio import resample
-from evals.functional.syncnet import SAMPLE_RATE, SyncNetModel, face_crops, load_syncnet, lse
+from evals.functional.syncnet import (
+    SAMPLE_RATE,
+    SyncNetModel,
+    iter_face_crops,
+    load_syncnet,
+    lse,
+)
 from evals.metrics._backbone import ClipBackboneMetric
 from evals.weights import WeightsRegistry
 
@@ -45,6 +52,7 @@ class SyncNetLSE(ClipBackboneMetric):
         "dist_at_0": False,
     }
     label = "SyncNet"
+    min_frames = 6
     outputs = ("d", "c", "offset", "offset_abs", "dist_at_0")
     _sum_states = ("s_d", "s_c", "s_off", "s_abs", "s_d0", "clips")
 
@@ -66,16 +74,17 @@ class SyncNetLSE(ClipBackboneMetric):
 
     def _score_clip(
         self,
-        frames: np.ndarray,
+        frames: Iterable[np.ndarray],
         landmarks: np.ndarray,
         audio: np.ndarray,
         sample_rate: int,
         model: Any,
     ) -> dict[str, float] | None:
-        crops = face_crops(frames, landmarks)
+        crops = iter_face_crops(frames, landmarks)
         if crops is None:
             return None
-        out = lse(crops, resample(audio, sample_rate, SAMPLE_RATE), model, vshift=self.vshift)
+        wav = resample(np.asarray(audio, np.float64), sample_rate, SAMPLE_RATE)
+        out = lse(crops, wav, model, vshift=self.vshift, n_frames=len(landmarks))
         return {
             "d": out["lse_d"],
             "c": out["lse_c"],

@@ -18,6 +18,7 @@ from avatar.errors import Cancelled
 from avatar.media import read_mp4
 from avatar.renderers.meshwarp import MeshWarpRenderer
 from tests.fakes import CountingRenderer
+from tests.settings import image_limits
 
 SIZE = 128
 
@@ -29,7 +30,7 @@ def companions(tmp_path_factory) -> list[CompanionSpec]:
 
     folder = tmp_path_factory.mktemp("mirror")
     mirrored = folder / "mirrored.png"
-    cv2.imwrite(str(mirrored), load_image("embedded:astronaut")[:, ::-1, ::-1])
+    cv2.imwrite(str(mirrored), load_image("embedded:astronaut", **image_limits())[:, ::-1, ::-1])
     return [
         CompanionSpec(id="astra", name="Astra", images=["embedded:astronaut"]),
         CompanionSpec(id="mirror", name="Mirror", images=[str(mirrored)], voice="flite-slt"),

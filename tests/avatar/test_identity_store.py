@@ -15,12 +15,13 @@ from avatar.companion import CompanionSpec, load_image
 from avatar.errors import Cancelled, ConfigValueError, ImageReadError
 from avatar.identity_store import IdentityStore
 from tests.fakes import FakeRenderer
+from tests.settings import image_limits
 
 
 @pytest.fixture
 def portrait(tmp_path: Path) -> Path:
     path = tmp_path / "astra.png"
-    cv2.imwrite(str(path), load_image("embedded:astronaut")[..., ::-1])
+    cv2.imwrite(str(path), load_image("embedded:astronaut", **image_limits())[..., ::-1])
     return path
 
 

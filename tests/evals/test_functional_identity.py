@@ -11,6 +11,8 @@ from avatar.companion import EMBEDDED_ASTRONAUT, load_image
 from avatar.errors import WeightsMissingError
 from evals.functional.identity import SAME_PERSON_THRESHOLD, DlibFaceEmbedder, identity_distance
 
+IMAGE_LIMITS = {"max_megapixels": 40.0, "max_side": 4096}  # avatar.companion.load_image
+
 
 @pytest.fixture(scope="module")
 def embedder() -> DlibFaceEmbedder:
@@ -19,7 +21,7 @@ def embedder() -> DlibFaceEmbedder:
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    return load_image(EMBEDDED_ASTRONAUT)
+    return load_image(EMBEDDED_ASTRONAUT, **IMAGE_LIMITS)
 
 
 def test_same_face_shifted_and_brightened_is_close(

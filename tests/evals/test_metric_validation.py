@@ -29,6 +29,7 @@ from evals.metrics import (
 )
 
 RAYLEIGH = float(np.sqrt(np.pi / 2))
+IMAGE_LIMITS = {"max_megapixels": 40.0, "max_side": 4096}  # avatar.companion.load_image
 
 
 def _envelope(clip, audio: np.ndarray) -> np.ndarray:
@@ -79,8 +80,10 @@ def _other_faces() -> list[np.ndarray]:
     if spec is None or spec.origin is None:
         pytest.skip("insightface sample photos absent (make install)")
     images = Path(spec.origin).parent / "data" / "images"
-    faces = [cv2.resize(load_image(str(images / "Tom_Hanks_54745.png")), (256, 256))]
-    group = load_image(str(images / "t1.jpg"))
+    faces = [
+        cv2.resize(load_image(str(images / "Tom_Hanks_54745.png"), **IMAGE_LIMITS), (256, 256))
+    ]
+    group = load_image(str(images / "t1.jpg"), **IMAGE_LIMITS)
     for face in detect_faces(group, max_faces=8):
         x0, y0, x1, y1 = face.bbox
         m = 0.6 * max(x1 - x0, y1 - y0)
@@ -95,7 +98,7 @@ def _astronaut_variants() -> list[np.ndarray]:
 
     from avatar.companion import EMBEDDED_ASTRONAUT, load_image
 
-    img = load_image(EMBEDDED_ASTRONAUT)
+    img = load_image(EMBEDDED_ASTRONAUT, **IMAGE_LIMITS)
     h, w = img.shape[:2]
     rot = cv2.warpAffine(
         img,
@@ -114,7 +117,7 @@ def _astronaut_variants() -> list[np.ndarray]:
 def test_identity_ranks_variants_of_one_face_above_other_faces() -> None:
     from avatar.companion import EMBEDDED_ASTRONAUT, load_image
 
-    ref = [load_image(EMBEDDED_ASTRONAUT)]
+    ref = [load_image(EMBEDDED_ASTRONAUT, **IMAGE_LIMITS)]
     others = _other_faces()
     assert len(others) >= 4, "need several other people"
     same = [
@@ -146,7 +149,8 @@ def test_landmark_jitter_is_the_rayleigh_mean_of_the_noise() -> None:
     from avatar.companion import EMBEDDED_ASTRONAUT, load_image
     from avatar.identity.search import detect_faces
 
-    face = detect_faces(load_image(EMBEDDED_ASTRONAUT), max_faces=1)[0].landmarks[:, :2]
+    image = load_image(EMBEDDED_ASTRONAUT, **IMAGE_LIMITS)
+    face = detect_faces(image, max_faces=1)[0].landmarks[:, :2]
     eye = float(np.linalg.norm(face[33] - face[263]))
     rng = np.random.default_rng(2)
     t = np.arange(300) / 25.0

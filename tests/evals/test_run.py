@@ -57,7 +57,7 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
         monkeypatch.setenv(var, str(tmp_path))  # the logger sets them; restored after the test
     cfg = compose("eval", [*_overrides(tmp_path, identity_cache), f"baseline={baseline}"])
     code = run(cfg, tmp_path)
-    assert code == 1, "the sync confidence regressed past its threshold"
+    assert code == 3, "the sync confidence regressed past its threshold (exit 3: a regression)"
     results = json.loads((tmp_path / "results.json").read_text())
     regs = results["baseline"]["regressions"]
     assert [r["key"] for r in regs] == ["meshwarp128/lipsync/av_confidence"]
@@ -138,5 +138,60 @@ def test_cli_exits_non_zero_on_a_regression(
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.returncode == 3, proc.stderr[-2000:]
     assert "regression: meshwarp128/lipsync/av_confidence" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "message"),
+    [
+        (None, "BaselineNotFound", "no results.json at"),
+        ("not json", "BaselineFormatError", "is not JSON"),
+        ('{"clips": []}', "BaselineFormatError", "has no 'metrics' mapping"),
+        ('{"metrics": {"a/b/c": "high"}}', "BaselineFormatError", "non-numeric metric"),
+    ],
+)
+def test_bad_baseline_fails_before_anything_is_rendered(
+    tmp_path: Path,
+    identity_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    error: str,
+    message: str,
+) -> None:
+    from evals.compare import BaselineFormatError, BaselineNotFound
+    from evals.run import cli, run
+
+    path = tmp_path / "baseline.json"
+    if content is not None:
+        path.write_text(content)
+    args = [*_overrides(tmp_path, identity_cache), f"baseline={path}"]
+    out_dir = tmp_path / "run"
+    with pytest.raises((BaselineNotFound, BaselineFormatError), match=message):
+        run(compose("eval", args), out_dir)
+    assert not out_dir.exists(), "nothing rendered or written"
+    hydra_dir = tmp_path / "hydra"
+    assert cli([*args, f"hydra.run.dir={hydra_dir}", "results_logger.mode=disabled"]) == 2
+    out, err = capsys.readouterr()
+    (line,) = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert f"{error}: baseline={path}" in line and message in line
+    assert "Traceback" not in err and not out
+    assert not hydra_dir.exists(), "refused before Hydra makes its run directory"
+
+
+def test_cli_process_refuses_bad_arguments_with_exit_2(tmp_path: Path) -> None:
+    for args, expected in (
+        ([f"baseline={tmp_path / 'absent'}"], "BaselineNotFound"),
+        (["not_a_key=1"], "not_a_key"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "evals.run", *args, f"hydra.run.dir={tmp_path / 'run'}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr and not proc.stdout
+        (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+        assert expected in line
+    assert not (tmp_path / "run").exists()

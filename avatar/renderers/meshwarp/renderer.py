@@ -8,6 +8,7 @@ over the inner-lip polygon. Nothing is learned and nothing needs torch.
 from __future__ import annotations
 
 import logging
+import numbers
 from dataclasses import dataclass
 
 import cv2
@@ -28,6 +29,10 @@ WARPED = RIG_CHANNELS + HEAD_CHANNELS
 """The channels mesh-warp animates, in the order their fields are summed (float32 sums are
 order-dependent: this order is part of the renderer's output)."""
 _COLUMNS = [CHANNELS.index(c) for c in WARPED]
+MIN_SIZE, MAX_SIZE = 64, 2048
+"""Accepted ``renderer.size`` in pixels: below 64 the face rig has too few pixels; above 2048
+the per-identity displacement fields (float32, up to S x S per animated channel) and every frame
+grow with S squared, far past a CPU's real time."""
 
 
 @dataclass(frozen=True)
@@ -71,15 +76,20 @@ class MeshWarpRenderer(Renderer):
     """The default renderer (stateless: everything per identity is in its ``Prepared``).
 
     Args:
-        size: output size S in pixels; identities must have been derived at this size.
+        size: output size S in pixels, even, in [MIN_SIZE, MAX_SIZE]; identities must have
+            been derived at this size.
         mouth_interior: paint teeth, tongue and cavity inside the opened mouth.
     """
 
     chunk_frames = 1  # one frame per call: no batching gain on a CPU, finest cancellation
 
     def __init__(self, *, size: int, mouth_interior: bool) -> None:
-        if size < 64:
-            raise ConfigValueError(f"renderer.size must be at least 64 pixels, got {size}")
+        ok = isinstance(size, numbers.Integral) and not isinstance(size, bool)
+        if not (ok and MIN_SIZE <= size <= MAX_SIZE and size % 2 == 0):
+            raise ConfigValueError(
+                f"renderer.size must be an even number of pixels, at least {MIN_SIZE} and at "
+                f"most {MAX_SIZE} (H.264 frames need even sides), got {size!r}"
+            )
         self.size = int(size)
         self.mouth_interior = bool(mouth_interior)
 

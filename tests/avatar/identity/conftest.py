@@ -16,8 +16,17 @@ def _write_rgb(path: Path, image: np.ndarray) -> None:
 
 
 @pytest.fixture(scope="session")
-def astronaut() -> np.ndarray:
-    return load_image(EMBEDDED_ASTRONAUT)
+def limits(identity_settings) -> dict[str, float]:
+    """``load_image``'s limits as configured (``identity.max_image_megapixels``, ``..._side``)."""
+    return {
+        "max_megapixels": identity_settings.max_image_megapixels,
+        "max_side": identity_settings.max_image_side,
+    }
+
+
+@pytest.fixture(scope="session")
+def astronaut(limits: dict[str, float]) -> np.ndarray:
+    return load_image(EMBEDDED_ASTRONAUT, **limits)
 
 
 @pytest.fixture(scope="session")

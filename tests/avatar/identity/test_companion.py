@@ -77,13 +77,13 @@ def test_load_companion_errors(tmp_path: Path) -> None:
         load_companion(bad)
 
 
-def test_load_image_astronaut() -> None:
-    img = load_image(EMBEDDED_ASTRONAUT)
+def test_load_image_astronaut(limits: dict[str, float]) -> None:
+    img = load_image(EMBEDDED_ASTRONAUT, **limits)
     assert img.shape == (512, 512, 3) and img.dtype == np.uint8
     assert image_bytes(EMBEDDED_ASTRONAUT) == image_bytes(EMBEDDED_ASTRONAUT)
 
 
-def test_load_image_converts_formats(tmp_path: Path) -> None:
+def test_load_image_converts_formats(tmp_path: Path, limits: dict[str, float]) -> None:
     rgb = np.zeros((8, 10, 3), np.uint8)
     rgb[..., 0] = 200  # red
     cv2.imwrite(str(tmp_path / "rgb.png"), rgb[..., ::-1])
@@ -93,23 +93,23 @@ def test_load_image_converts_formats(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
     rgba = np.zeros((8, 10, 4), np.uint8)  # fully transparent -> white
     cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
-    assert tuple(load_image(tmp_path / "rgb.png")[0, 0]) == (200, 0, 0)
-    assert tuple(load_image(tmp_path / "gray.png")[0, 0]) == (77, 77, 77)
-    assert tuple(load_image(tmp_path / "deep.png")[0, 0]) == (255, 255, 255)
-    assert tuple(load_image(tmp_path / "rgba.png")[0, 0]) == (255, 255, 255)
+    assert tuple(load_image(tmp_path / "rgb.png", **limits)[0, 0]) == (200, 0, 0)
+    assert tuple(load_image(tmp_path / "gray.png", **limits)[0, 0]) == (77, 77, 77)
+    assert tuple(load_image(tmp_path / "deep.png", **limits)[0, 0]) == (255, 255, 255)
+    assert tuple(load_image(tmp_path / "rgba.png", **limits)[0, 0]) == (255, 255, 255)
     for name in ("rgb", "gray", "deep", "rgba"):
-        img = load_image(tmp_path / f"{name}.png")
+        img = load_image(tmp_path / f"{name}.png", **limits)
         assert img.shape == (8, 10, 3) and img.dtype == np.uint8
 
 
-def test_load_image_errors_name_the_path(tmp_path: Path) -> None:
+def test_load_image_errors_name_the_path(tmp_path: Path, limits: dict[str, float]) -> None:
     garbage = tmp_path / "garbage.png"
     garbage.write_bytes(b"this is not a png" * 10)
-    with pytest.raises(ImageReadError, match=r"garbage\.png.*not a decodable image"):
-        load_image(garbage)
+    with pytest.raises(ImageReadError, match=r"garbage\.png.*not a recognised image format"):
+        load_image(garbage, **limits)
     with pytest.raises(ImageReadError, match=r"missing\.png.*no such file"):
-        load_image(tmp_path / "missing.png")
+        load_image(tmp_path / "missing.png", **limits)
     with pytest.raises(ImageReadError, match="missing"):
         image_bytes(tmp_path / "missing.png")
     with pytest.raises(ImageReadError, match="unknown embedded"):
-        load_image("embedded:nobody")
+        load_image("embedded:nobody", **limits)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -114,3 +116,75 @@ def test_cache_root_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert idcache.cache_root(tmp_path / "arg") == tmp_path / "arg"
     monkeypatch.delenv(idcache.CACHE_ENV)
     assert idcache.cache_root() == Path("~/.cache/companion-avatar").expanduser()
+
+
+def _cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "avatar.identity.cache" and r.levelno == logging.WARNING
+    ]
+
+
+def test_cache_under_a_file_warns_and_derives_uncached(
+    identity_settings, image_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    root = blocker / "sub"  # NotADirectoryError for any user, root included
+    with caplog.at_level(logging.WARNING, logger="avatar.identity.cache"):
+        identity = derive(identity_settings, spec_of(image_path), size=256, cache_dir=root)
+    assert identity.portrait.shape == (256, 256, 3) and len(identity.key) == 64
+    [warning] = _cache_warnings(caplog)
+    assert str(root) in warning and "NotADirectoryError" in warning
+    assert "carrying on without caching" in warning
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+    assert blocker.read_text() == "not a folder"
+
+
+def test_read_only_cache_warns_and_derives_uncached(
+    identity_settings, image_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "read-only"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        probe = root / "probe"
+        try:
+            probe.write_text("x")
+        except PermissionError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip("this user writes into read-only folders (root)")
+        with caplog.at_level(logging.WARNING, logger="avatar.identity.cache"):
+            identity = derive(identity_settings, spec_of(image_path), size=256, cache_dir=root)
+        assert identity.portrait.shape == (256, 256, 3)
+        [warning] = _cache_warnings(caplog)
+        assert str(root) in warning and "PermissionError" in warning
+        assert not any(root.iterdir())
+    finally:
+        root.chmod(0o755)
+
+
+def test_full_disk_leaves_nothing_half_written(
+    default_identity_256: AvatarIdentity,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def full_disk(file: Path, **arrays: np.ndarray) -> None:
+        Path(file).write_bytes(b"PK\x03\x04 part of")  # some of it reached the disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(np, "savez", full_disk)
+        with caplog.at_level(logging.WARNING, logger="avatar.identity.cache"):
+            assert idcache.save_identity(tmp_path, default_identity_256) is None
+    [warning] = _cache_warnings(caplog)
+    assert str(tmp_path) in warning and os.strerror(errno.ENOSPC) in warning
+    assert list((tmp_path / "identity").iterdir()) == []  # the temporary folder is gone
+    assert idcache.load_identity(tmp_path, default_identity_256.key) is None
+    entry = idcache.save_identity(tmp_path, default_identity_256)  # space again: cached
+    assert entry == idcache.entry_dir(tmp_path, default_identity_256.key)
+    assert_same(default_identity_256, idcache.load_identity(tmp_path, default_identity_256.key))

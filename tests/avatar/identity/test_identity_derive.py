@@ -101,7 +101,7 @@ def test_several_failures_are_listed(identity_settings, images_dir: Path, tmp_pa
 
 
 def test_unreadable_images(identity_settings, images_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ImageReadError, match=r"garbage\.png.*not a decodable image"):
+    with pytest.raises(ImageReadError, match=r"garbage\.png.*not a recognised image format"):
         derive(identity_settings, spec_of(str(images_dir / "garbage.png")), cache_dir=tmp_path)
     with pytest.raises(ImageReadError, match=r"absent\.png.*no such file"):
         derive(identity_settings, spec_of(str(tmp_path / "absent.png")), cache_dir=tmp_path)
@@ -123,7 +123,7 @@ def test_bad_images_are_skipped_when_one_works(
     ident = derive(identity_settings, spec, cache_dir=tmp_path, size=256)
     assert ident.source_index == 2 and ident.size == 256
     assert [r["usable"] for r in ident.selection] == [False, False, True]
-    assert "not a decodable image" in ident.selection[0]["reason"]
+    assert "not a recognised image format" in ident.selection[0]["reason"]
 
 
 def test_two_faces_largest_warns(

@@ -21,10 +21,13 @@ from avatar.audio import resample
 from avatar.errors import AudioFormatError, AvatarError, TextInputError
 from avatar.motion.visemes import covers
 from avatar.speech import SILENCE, HibariTTS, PhonemeTimeline, Speech
-from avatar.speech.aligner import ARPABET_PHONES, PocketsphinxAligner, _phoneme, build_timeline
+from avatar.speech.aligner import ARPABET_PHONES, PocketsphinxAligner
+from avatar.speech.phone_segments import build_timeline
+from avatar.speech.phone_segments import phoneme_of as _phoneme
 from tests.settings import hibari_kwargs
 
 CONFIG = Path(__file__).parents[3] / "configs" / "aligner" / "pocketsphinx.yaml"
+SETTINGS = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(CONFIG)).items() if k[0] != "_"}
 TTS_KW = hibari_kwargs(name="hibari-test", timeline_shift_s=0.0)
 TEXT = (
     "The weather is lovely today. We should walk to the park and look at the birds. "
@@ -40,7 +43,7 @@ VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
 
 @pytest.fixture(scope="module")
 def aligner() -> PocketsphinxAligner:
-    return PocketsphinxAligner(max_seconds=30.0, min_rms_db=-60.0, sample_rate=16000)
+    return PocketsphinxAligner(**{**SETTINGS, "max_seconds": 30.0})
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +256,7 @@ def test_audio_errors(aligner: PocketsphinxAligner) -> None:
         with pytest.raises(AudioFormatError, match="outside"):
             aligner.align(speechy, rate, "hello")
     with pytest.raises(ValueError, match="16000"):
-        PocketsphinxAligner(max_seconds=10.0, min_rms_db=-60.0, sample_rate=8000)
+        PocketsphinxAligner(**{**SETTINGS, "sample_rate": 8000})
 
 
 def test_build_timeline_fills_gaps_and_clamps() -> None:

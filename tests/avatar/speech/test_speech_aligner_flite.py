@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import difflib
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from avatar.speech.aligner import PocketsphinxAligner
 from avatar.speech.flite_tts import FliteTTS
@@ -29,7 +31,8 @@ FRAME_S = 1 / 25
 
 @pytest.fixture(scope="module")
 def aligner() -> PocketsphinxAligner:
-    return PocketsphinxAligner(max_seconds=120.0, min_rms_db=-60.0, sample_rate=16000)
+    config = OmegaConf.load(Path(__file__).parents[3] / "configs" / "aligner" / "pocketsphinx.yaml")
+    return PocketsphinxAligner(**{k: v for k, v in config.items() if k != "_target_"})
 
 
 def _matched_boundaries(truth, aligned) -> list[float]:

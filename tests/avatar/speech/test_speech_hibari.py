@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from avatar.errors import TextInputError, WeightsMissingError
 from avatar.speech import SILENCE, HibariTTS, Speech, TextToSpeech
-from avatar.speech.hibari_tts import HIBARI_PHONEMES, STEP, _vocab, phones_from_steps
+from avatar.speech.hibari_model import vocab as _vocab
+from avatar.speech.hibari_tts import HIBARI_PHONEMES, STEP, phones_from_steps
 from avatar.speech.loudness import active_rms_dbfs
 from tests.settings import hibari_kwargs
 

@@ -19,7 +19,7 @@ from avatar.audio import resample
 from avatar.companion import configs_dir
 from avatar.data.speech_corpus import SpeechCorpus
 from avatar.errors import ConfigValueError, TextInputError, WeightsMissingError
-from avatar.speech import SILENCE, FliteTTS, HibariTTS, Speech, TextToSpeech, Voices, hibari_tts
+from avatar.speech import SILENCE, FliteTTS, HibariTTS, Speech, TextToSpeech, Voices, hibari_model
 from tests.settings import hibari_kwargs
 
 HAS_FLITE = shutil.which("flite") is not None
@@ -202,8 +202,8 @@ def test_hibari_four_threads_give_the_audio_of_one() -> None:
     cfg = OmegaConf.load(configs_dir() / "voices" / "default.yaml").voices.heart
     reference = [instantiate(cfg).synthesize(t) for t in TEXTS]
     # A fresh object and fresh shared caches: the threads also race for the first load.
-    hibari_tts._session.cache_clear()
-    hibari_tts._g2p.cache_clear()
+    hibari_model.session.cache_clear()
+    hibari_model.g2p.cache_clear()
     shared = instantiate(cfg)
     jobs = [0, 1, 0, 1]
     results = _concurrently(lambda i: shared.synthesize(TEXTS[i]), jobs)
