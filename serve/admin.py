@@ -1,0 +1,69 @@
+"""``avatar-admin``: manage tenants and API keys in the service's database.
+
+    avatar-admin create-tenant NAME      # prints the new tenant's first API key (shown once)
+    avatar-admin add-key NAME            # another key for the tenant
+    avatar-admin revoke-key KEY|PREFIX   # revoke a key (whole, or its first 8 characters)
+    avatar-admin list-tenants
+
+The database is ``AVATAR_DATABASE_URL`` (default ``sqlite:///var/avatar.db``, as the service).
+Errors print one ``error:`` line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from avatar.errors import ConfigValueError
+from serve.store import Conflict, Store
+
+__all__ = ["main"]
+
+
+def _store() -> Store:
+    store = Store(os.environ.get("AVATAR_DATABASE_URL") or "sqlite:///var/avatar.db")
+    store.migrate()
+    return store
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avatar-admin", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("create-tenant", help="make a tenant and its first key").add_argument("name")
+    sub.add_parser("add-key", help="another key for a tenant").add_argument("name")
+    sub.add_parser("revoke-key", help="revoke a key").add_argument("key")
+    sub.add_parser("list-tenants", help="tenant names")
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    """Run one admin command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    store = _store()
+    try:
+        if args.command == "create-tenant":
+            tenant = store.create_tenant(args.name)
+            sys.stdout.write(store.add_key(tenant.id) + "\n")  # the key: shown once
+        elif args.command == "add-key":
+            tenant = store.tenant_by_name(args.name)
+            if tenant is None:
+                raise ConfigValueError(f"no tenant named {args.name!r}")
+            sys.stdout.write(store.add_key(tenant.id) + "\n")
+        elif args.command == "revoke-key":
+            if store.revoke_key(args.key) == 0:
+                raise ConfigValueError("no active key matches")
+            sys.stderr.write("revoked\n")
+        else:
+            for tenant in store.list_tenants():
+                sys.stdout.write(tenant.name + "\n")
+    except (Conflict, ConfigValueError) as exc:
+        sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
+        return 2
+    finally:
+        store.close()
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
