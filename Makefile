@@ -9,14 +9,18 @@ DEPS := pyproject.toml Makefile
 
 PORT ?= 8000
 
-.PHONY: help install demo test serve bench bench-stream bench-concurrency eval eval-motion eval-sync train train-sync clean
+.PHONY: help install web demo test serve bench bench-stream bench-concurrency bench-serve eval eval-motion eval-sync train train-sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): $(DEPS)
-	# Debian packages: flite (voices with exact phone timings: training corpus, aligner tests)
-	command -v flite >/dev/null || (apt-get update -qq && apt-get install -y -qq flite)
+	# Debian packages: flite (voices with exact phone timings: training corpus, aligner tests),
+	# chromium (the demo page's browser test; plays H.264 + AAC), postgresql (the store's tests
+	# start a throwaway server from its binaries in /usr/lib/postgresql/*/bin)
+	command -v flite >/dev/null && command -v chromium >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq flite chromium postgresql)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -e ".[eval,train,serve,dev]"
@@ -30,11 +34,26 @@ $(STAMP): $(DEPS)
 
 install: $(STAMP)  ## create .venv and install the project with pinned dependencies
 
+# livekit-client (npm) for the demo page's "Talk in real time", bundled locally (no CDN); the
+# stamp names the version, so changing LIVEKIT_CLIENT bundles again
+LIVEKIT_CLIENT := 2.23.0
+WEB_STAMP := serve/static/vendor/.livekit-client-$(LIVEKIT_CLIENT)
+
+$(WEB_STAMP):
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	npm install --prefix build/web --no-audit --no-fund --silent livekit-client@$(LIVEKIT_CLIENT)
+	rm -rf serve/static/vendor && mkdir -p serve/static/vendor
+	cp build/web/node_modules/livekit-client/dist/livekit-client.esm.mjs \
+	  serve/static/vendor/livekit-client.esm.js
+	touch $(WEB_STAMP)
+
+web: $(WEB_STAMP)  ## bundle livekit-client for the demo page into serve/static/vendor/
+
 demo: $(STAMP)  ## render the default companion speaking to out/demo.mp4
 	$(BIN)/avatar-render out=out/demo.mp4 \
 	  'text="Hi, I am Astra, your companion. I can talk with you about anything... Shall we start?"'
 
-test: $(STAMP)  ## lint and format check, then run the test suite (offline, CPU)
+test: $(STAMP) $(WEB_STAMP)  ## lint and format check, then run the test suite (offline, CPU)
 	$(BIN)/ruff check avatar evals serve tests benchmarks
 	$(BIN)/ruff format --check avatar evals serve tests benchmarks
 	$(BIN)/python -m pytest -q
@@ -42,7 +61,7 @@ test: $(STAMP)  ## lint and format check, then run the test suite (offline, CPU)
 # staging demo key of `make serve` (tenant "demo"); production seeds keys with avatar-admin
 AVATAR_API_KEYS ?= demo:demo-key-0123456789
 
-serve: $(STAMP)  ## the HTTP API on 127.0.0.1:$(PORT) (SQLite in var/, the default companion; PORT=8123)
+serve: $(STAMP) $(WEB_STAMP)  ## the HTTP API on 127.0.0.1:$(PORT) (SQLite in var/, the default companion; PORT=8123)
 	AVATAR_API_KEYS="$(AVATAR_API_KEYS)" $(BIN)/python -m serve port=$(PORT)
 
 bench: $(STAMP)  ## per-stage timings, real-time factor, memory and cold start
@@ -69,6 +88,9 @@ bench-stream: $(STAMP)  ## real-time path: 20 ms chunks in, frames out, latency 
 
 bench-concurrency: $(STAMP)  ## one shared pipeline: 8 requests serial vs 4 threads, cancellation
 	$(BIN)/python benchmarks/bench_concurrency.py
+
+bench-serve: $(STAMP)  ## the API on loopback at 512 px: p50/p95 at concurrency 1-8, throughput, RSS
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:  ## remove outputs (keeps .venv)
 	rm -rf out outputs .pytest_cache

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,11 +27,12 @@ from avatar.errors import AvatarError, ConfigValueError
 from avatar.identity.derive import IdentitySettings
 from avatar.identity.types import AvatarIdentity
 from avatar.identity_store import IdentityStore, Resolved
-from avatar.media import EncoderSettings, Mp4Writer, check_output_path
+from avatar.media import EncoderSettings, Mp4Sink, check_mp4_output, open_mp4
 from avatar.motion.emotion import EmotionEvent, check_emotion, parse_tags, tag_events
 from avatar.motion.generate import MotionGenerator
 from avatar.motion.track import MotionTrack
 from avatar.render_ahead import RenderAhead
+from avatar.render_result import RenderResult
 from avatar.renderers.base import Renderer, render_track
 from avatar.speech.timeline import PhonemeTimeline
 from avatar.speech.tts import Speech, silence_speech
@@ -55,38 +55,6 @@ class Aligner(Protocol):
     def timeline(
         self, audio: np.ndarray, sample_rate: int, transcript: str | None = None
     ) -> PhonemeTimeline: ...
-
-
-@dataclass
-class RenderResult:
-    """What a render produced.
-
-    Attributes:
-        path: the written MP4.
-        n_frames: video frames written.
-        fps: frames per second.
-        audio_seconds: length of the speech, seconds.
-        timings: seconds per stage (``tts``, ``identity``, ``motion``, ``render``,
-            ``encode``; render and encode overlap, each in its own thread), ``first_frame``
-            (from the start of the request) and ``total`` (wall seconds, end to end).
-        identity: the identity used.
-        motion: the motion track rendered.
-        speech: the speech (audio, rate, timeline).
-    """
-
-    path: Path
-    n_frames: int
-    fps: float
-    audio_seconds: float
-    timings: dict[str, float] = field(default_factory=dict)
-    identity: AvatarIdentity | None = None
-    motion: MotionTrack | None = None
-    speech: Speech | None = None
-
-    @property
-    def real_time_factor(self) -> float:
-        """End-to-end wall seconds per second of audio (lower is faster)."""
-        return self.timings.get("total", float("nan")) / max(self.audio_seconds, 1e-9)
 
 
 class Pipeline:
@@ -239,7 +207,7 @@ class Pipeline:
         self,
         companion: CompanionSpec | str,
         speech: Speech,
-        out: str | Path,
+        out: str | Path | Mp4Sink,
         *,
         emotions: list[EmotionEvent] | None = None,
         listen_to: Audio | None = None,
@@ -250,12 +218,13 @@ class Pipeline:
         encoder: EncoderSettings | None = None,
         cancel: CancelToken | None = None,
     ) -> RenderResult:
-        """Render ``speech`` by ``companion`` to an MP4 at ``out`` (written atomically).
+        """Render ``speech`` by ``companion`` to an MP4 at ``out`` (written atomically), or
+        as a fragmented MP4 into a sink (:class:`~avatar.media.Mp4StreamWriter`).
 
         Args:
             companion: spec, or a companion name.
             speech: audio and timeline of what the companion says.
-            out: MP4 path.
+            out: MP4 path, or a sink (a callable) receiving the stream's bytes as made.
             emotions: emotion changes (see :mod:`avatar.motion.emotion`).
             listen_to: the user's speech over the same span; the companion listens.
             soundtrack: the audio the MP4 carries, when it is not ``speech.audio`` (the
@@ -267,7 +236,7 @@ class Pipeline:
             cancel: checked before every frame; a cancelled render writes nothing and raises
                 :class:`~avatar.errors.Cancelled`.
         """
-        out = check_output_path(out, key=None)
+        out = check_mp4_output(out)
         timings = dict(timings or {})
         before = timings.get("tts", 0.0) + timings.get("align", 0.0)  # seconds spent upstream
         start = time.perf_counter()
@@ -280,7 +249,7 @@ class Pipeline:
         check_cancel(cancel)
         track = soundtrack or Audio(speech.audio, speech.sample_rate)
         size = resolved.prepared.size
-        writer = Mp4Writer(
+        writer = open_mp4(
             out,
             fps=motion.fps,
             size=(size, size),
@@ -289,11 +258,13 @@ class Pipeline:
             channels=track.channels,
         )
         with writer:
+            t0 = time.perf_counter()
+            writer.write_audio(track.samples)  # first: packets go out with their frames
+            encode_s = time.perf_counter() - t0  # (a stream's fragments leave as they are cut)
             voice = Audio(speech.audio, speech.sample_rate)
             frames = RenderAhead(
                 render_track(self.renderer, resolved.prepared, motion, voice, cancel=cancel)
             )
-            encode_s = 0.0
             for i, frame in enumerate(frames):
                 check_cancel(cancel)
                 if i == 0:
@@ -302,19 +273,19 @@ class Pipeline:
                 writer.write_frame(frame)
                 encode_s += time.perf_counter() - t0
             t0 = time.perf_counter()
-            writer.write_audio(track.samples)
         encode_s += time.perf_counter() - t0
         timings.update(render=frames.busy_s, encode=encode_s)
         timings["total"] = time.perf_counter() - start + before
         log.info("wrote %s: %d frames, %.2f s of audio", out, len(motion), speech.duration)
         n, fps, seconds = len(motion), motion.fps, speech.duration
-        return RenderResult(out, n, fps, seconds, timings, resolved.identity, motion, speech)
+        path = out if isinstance(out, Path) else None  # None: streamed into a sink
+        return RenderResult(path, n, fps, seconds, timings, resolved.identity, motion, speech)
 
     def render_text(
         self,
         companion: CompanionSpec | str,
         text: str,
-        out: str | Path,
+        out: str | Path | Mp4Sink,
         *,
         emotion: str | None = None,
         emotion_intensity: float = 1.0,
@@ -324,8 +295,9 @@ class Pipeline:
 
         Inline tags such as ``[smile]`` or ``[sad 0.5]`` change the emotion from the next
         word on; ``emotion`` sets the mood from the start (overriding the configured one).
+        ``out`` is a path or a sink, as for :meth:`render_speech`.
         """
-        check_output_path(out, key=None)  # before any work
+        check_mp4_output(out)  # before any work
         t0 = time.perf_counter()
         spec = load_companion(companion) if isinstance(companion, str) else companion
         clean, tags = parse_tags(text) if isinstance(text, str) else (text, [])
@@ -349,7 +321,7 @@ class Pipeline:
         self,
         companion: CompanionSpec | str,
         audio: Audio,
-        out: str | Path,
+        out: str | Path | Mp4Sink,
         *,
         transcript: str | None = None,
         mouth_source: str = "aligner",
@@ -361,7 +333,7 @@ class Pipeline:
         phone recognition without; ``"learned"``: the audio-to-motion model, exactly as a
         real-time session would stream it.
         """
-        check_output_path(out, key=None)  # before the alignment
+        check_mp4_output(out)  # before the alignment
         t0 = time.perf_counter()
         if mouth_source == "learned":
             motion = self.learned_motion(audio)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from serve.metrics import MetricsMiddleware
 from serve.problems import install_problem_handlers, problem_response
-from serve.routers import companions, generate, health, sessions, tokens
+from serve.routers import companions, generate, health, realtime, sessions, tokens
 from serve.settings import ServeSettings
 from serve.state import PipelineMaker, ServeState
 from serve.store import Store
@@ -41,21 +42,29 @@ async def _sweep(state: ServeState) -> None:
             log.exception("session cleanup failed")
 
 
-def _body_limit(state: ServeState) -> Callable[..., Awaitable[Response]]:
-    async def limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > state.settings.limits.max_upload_bytes:
-            return problem_response(
-                413,
-                f"the request body is {int(length)} bytes, over limits.max_upload_mb "
-                f"({state.settings.limits.max_upload_mb:g} MB)",
-                kind="too-large",
-            )
-        return await call_next(request)
+class BodyLimitMiddleware:
+    """413 problem+json for a request that declares a body over ``limits.max_upload_mb``.
 
-    return limit
+    Plain ASGI (not ``@app.middleware``), so streamed responses pass through untouched; a body
+    sent chunked, without a length, is counted by the routes as it arrives.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_mb: float) -> None:
+        self.app, self.max_bytes, self.max_mb = app, max_bytes, max_mb
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_bytes:
+                response = problem_response(
+                    413,
+                    f"the request body is {int(length)} bytes, over limits.max_upload_mb "
+                    f"({self.max_mb:g} MB)",
+                    kind="too-large",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: ServeSettings, make_pipeline: PipelineMaker) -> FastAPI:
@@ -89,9 +98,12 @@ def create_app(settings: ServeSettings, make_pipeline: PipelineMaker) -> FastAPI
     )
     app.state.serve = state
     install_problem_handlers(app)
-    app.middleware("http")(_body_limit(state))
-    app.middleware("http")(state.metrics.middleware)
-    for module in (health, companions, sessions, generate, tokens):
+    limits = settings.limits
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=limits.max_upload_bytes, max_mb=limits.max_upload_mb
+    )
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    for module in (health, companions, sessions, generate, tokens, realtime):
         app.include_router(module.router)
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="demo")

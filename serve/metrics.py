@@ -1,16 +1,15 @@
-"""Prometheus metrics of one app (its own registry): request and render latency histograms,
-renders running and waiting. Served at ``GET /metrics``."""
+"""Prometheus metrics of one app (its own registry): request and render latency histograms
+(renders by kind: text, audio, stream), a stream's time to first bytes, renders running and
+waiting. Served at ``GET /metrics``."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "MetricsMiddleware"]
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
 
@@ -29,8 +28,14 @@ class Metrics:
         )
         self.renders = Histogram(
             "avatar_render_seconds",
-            "Render latency (request in to MP4 written) by kind",
+            "Render latency (admitted to MP4 written or streamed) by kind: text, audio, stream",
             ("kind",),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stream_first_byte = Histogram(
+            "avatar_stream_first_byte_seconds",
+            "Streamed generate (?stream=true): seconds from admission to the first bytes",
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -45,21 +50,40 @@ class Metrics:
         self.queue_depth.set(depth)
         self.in_flight.set(running)
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        t0 = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.requests.labels(request.method, path, str(status)).observe(
-                time.perf_counter() - t0
-            )
-
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """:meth:`Metrics.middleware` as a plain ASGI middleware
+    (``app.add_middleware(MetricsMiddleware, metrics=...)``).
+
+    Unlike a ``@app.middleware("http")`` function (Starlette's ``BaseHTTPMiddleware``), it
+    passes a streamed body through untouched: when a stream fails after its first byte, the
+    server can close the connection, so the client sees the body cut short instead of a clean
+    end. Latency runs to the end of the response.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], path, str(status)).observe(
+                time.perf_counter() - t0
+            )

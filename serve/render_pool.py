@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from avatar.cancel import CancelToken
-from avatar.errors import Cancelled
 from serve.problems import Problem
 from serve.settings import Limits
 
@@ -55,6 +54,11 @@ class RenderPool:
     def depth(self) -> int:
         """Renders running or waiting."""
         return self._admitted
+
+    @property
+    def running(self) -> int:
+        """Renders running on a worker now (0 once a cancelled render has stopped)."""
+        return self._running
 
     def _retry_after(self) -> int:
         typical = sorted(self._durations)[len(self._durations) // 2] if self._durations else 2.0
@@ -135,9 +139,9 @@ class RenderPool:
             return await asyncio.wait_for(asyncio.shield(future), self.limits.request_timeout_s)
         except TimeoutError:
             cancel.cancel("request timeout")
-            try:
+            try:  # the worker stops before its next frame; whatever it ends with, it is a 504
                 await future
-            except Cancelled:
+            except Exception:  # avatar.errors.Cancelled included
                 pass
             raise Problem(
                 504,
@@ -147,7 +151,14 @@ class RenderPool:
             ) from None
         except asyncio.CancelledError:  # the request task itself was cancelled
             cancel.cancel("request cancelled")
+            future.add_done_callback(_retrieve)  # the worker ends with Cancelled: not an error
             raise
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome as seen (nobody awaits it any more)."""
+    if not future.cancelled():
+        future.exception()

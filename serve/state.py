@@ -80,15 +80,39 @@ class ServeState:
     def session_dir(self, session: Session) -> Path:
         return self.outputs_dir / session.tenant_id / session.id
 
+    def remove_session_files(self, session: Session) -> None:
+        """Remove a (deleted) session's generated files."""
+        shutil.rmtree(self.session_dir(session), ignore_errors=True)
+
     def sweep_expired(self) -> int:
-        """Delete expired sessions and their files; returns how many."""
-        expired = self.store.expired_sessions(utc_now())
+        """Delete expired sessions and their files, and the files of sessions that no longer
+        exist (a process stopped between deleting a row and its files); returns how many
+        expired sessions were removed."""
+        expired = self.store.delete_expired(utc_now())
         for row in expired:
-            self.store.delete_session(row.tenant_id, row.id)
-            shutil.rmtree(self.session_dir(row), ignore_errors=True)
-        if expired:
-            log.info("removed %d expired session(s)", len(expired))
+            self.remove_session_files(row)
+        orphans = self._remove_orphan_session_files()
+        if expired or orphans:
+            log.info("removed %d expired session(s), %d orphan folder(s)", len(expired), orphans)
         return len(expired)
+
+    def _remove_orphan_session_files(self) -> int:
+        """Remove ``outputs/<tenant>/<session>`` folders whose session has no row."""
+        folders = [d for t in _subdirs(self.outputs_dir) for d in _subdirs(t)]
+        if not folders:
+            return 0
+        live = self.store.existing_sessions([d.name for d in folders])
+        orphans = [d for d in folders if d.name not in live]
+        for folder in orphans:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(orphans)
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir()]
+    except OSError:  # not made yet
+        return []
 
 
 def companion_spec(row: Companion) -> CompanionSpec:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,3 +200,51 @@ class FakeNeuralRenderer(Renderer):
             rgb = self.net(torch.from_numpy(np.asarray(values, np.float32)).to(self.device))
         colours = np.round(rgb.cpu().numpy() * 255).astype(np.uint8)  # (T, 3)
         return np.broadcast_to(colours[:, None, None, :], (len(values), self.size, self.size, 3))
+
+
+class SlowRenderer(CountingRenderer):
+    """A :class:`CountingRenderer` that can hold, slow down or fail a render, so that requests
+    overlap, time out or break at a known frame (a probe: frames are ``inner``'s own).
+
+    Args:
+        inner: the real renderer.
+        delay_s: seconds to sleep per frame.
+        gate: with ``hold_at``, chunks from frame ``hold_at`` on wait until this is set.
+        hold_at: the first frame (0-based) that waits for ``gate``.
+        fail_at: raise ``RuntimeError`` when this frame starts (a renderer bug mid-render).
+
+    Attributes:
+        started: set when the first chunk starts.
+        holding: set while a chunk waits for ``gate``.
+    """
+
+    def __init__(
+        self,
+        inner: Renderer,
+        *,
+        delay_s: float = 0.0,
+        gate: threading.Event | None = None,
+        hold_at: int = 0,
+        fail_at: int | None = None,
+    ) -> None:
+        super().__init__(inner)
+        self.delay_s, self.gate, self.hold_at, self.fail_at = delay_s, gate, hold_at, fail_at
+        self.started, self.holding = threading.Event(), threading.Event()
+
+    def render_chunk(
+        self, prepared: Prepared, values: np.ndarray, audio: Audio | None = None
+    ) -> np.ndarray:
+        self.started.set()
+        end = self.frames + len(values)
+        if self.fail_at is not None and self.frames <= self.fail_at < end:
+            raise RuntimeError(f"renderer failed at frame {self.fail_at} (as asked)")
+        if self.gate is not None and end > self.hold_at:
+            self.holding.set()
+            self.gate.wait(timeout=60)  # bounded: a test that forgets the gate still ends
+            self.holding.clear()
+        if self.delay_s:
+            time.sleep(self.delay_s * len(values))
+        return super().render_chunk(prepared, values, audio)
+
+
+__all__ += ["SlowRenderer"]

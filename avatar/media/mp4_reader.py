@@ -24,7 +24,7 @@ import numpy as np
 from avatar.errors import VideoFormatError
 from avatar.media.audio_files import decoded_samples, require_file
 
-__all__ = ["VideoClip", "VideoStream", "iter_video_frames", "probe_mp4", "read_mp4"]
+__all__ = ["VideoClip", "VideoStream", "iter_video_frames", "mp4_boxes", "probe_mp4", "read_mp4"]
 
 PathLike = str | os.PathLike[str]
 
@@ -279,6 +279,23 @@ def _box_spans(path: PathLike) -> Iterator[tuple[str, int, int]]:
                 break
             yield kind.decode("latin-1"), pos, size
             pos += size
+
+
+def mp4_boxes(data: bytes) -> list[str]:
+    """Types of the complete top-level ISO-BMFF boxes at the start of ``data`` (bytes of an MP4,
+    e.g. a stream as received so far), in order.
+
+    >>> mp4_boxes(b"\\x00\\x00\\x00\\x08ftyp" + b"\\x00\\x00\\x00\\x10moov")
+    ['ftyp']
+    """
+    out, at = [], 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        if size < 8 or at + size > len(data):
+            break
+        out.append(kind.decode("latin-1"))
+        at += size
+    return out
 
 
 def _top_level_boxes(path: PathLike) -> list[str]:

@@ -1,5 +1,9 @@
 """Streaming MP4 writing (PyAV): H.264 (libx264) + AAC, interleaved, faststart, atomic.
 
+:class:`Mp4Encoding` holds what every MP4 writer shares (encoders, frame checks, audio
+interleaving); :class:`Mp4Writer` writes a file, :mod:`avatar.media.mp4_stream` a fragmented
+stream.
+
 Frames are RGB uint8 (H, W, 3); audio is float32 in [-1, 1], (S,) mono or (S, C). AAC priming
 (1024 samples of encoder delay) goes out as a negative first-packet pts, which the mp4 muxer
 records in an edit list and FFmpeg's decoder drops.
@@ -14,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO, Self
 
 import av
 import numpy as np
@@ -25,7 +30,7 @@ from avatar.media.outputs import start_error, write_error
 
 log = logging.getLogger(__name__)
 
-__all__ = ["X264_PRESETS", "EncoderSettings", "Mp4Writer", "write_mp4"]
+__all__ = ["X264_PRESETS", "EncoderSettings", "Mp4Encoding", "Mp4Writer", "write_mp4"]
 
 _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # we encode AAC at
 PathLike = str | os.PathLike[str]
@@ -75,18 +80,18 @@ class EncoderSettings:
             )
 
 
-class Mp4Writer:
-    """Streaming MP4 writer: H.264 (libx264, yuv420p, CFR, pts = frame index) + AAC, faststart.
+class Mp4Encoding:
+    """What every MP4 writer shares: H.264 (libx264, yuv420p, CFR, pts = frame index) + AAC,
+    frames checked and encoded as they arrive, audio interleaved and cut to the video.
 
-    Frames are encoded as they arrive. Audio is buffered and encoded up to the time the video has
-    reached (so the file is interleaved); ``close`` zero-pads or trims it to exactly n_frames / fps.
-    Output goes to a hidden temp file beside ``path`` that replaces ``path`` only on a clean
-    ``close``; leaving the ``with`` block by an exception (or ``abort()``) deletes it. A write
-    the OS refuses (disk full, read-only file system, no permission) deletes it too and raises
-    :class:`~avatar.errors.OutputPathError` naming the path and the reason.
+    Audio is buffered and encoded up to the time the video has reached (so the output is
+    interleaved); :meth:`_finish` zero-pads or trims it to exactly n_frames / fps. Subclasses
+    say where the bytes go (:class:`Mp4Writer`: a file; :class:`~avatar.media.mp4_stream.
+    Mp4StreamWriter`: a sink, fragment by fragment) by calling :meth:`_open` with the target,
+    and what a failed write means (:meth:`_write_failed`).
 
     Args:
-        path: Target .mp4 file; parent directories are created.
+        label: names the output in messages (its path, or what a stream is for).
         fps: Frames per second (made rational with denominator <= 1001, e.g. 30000/1001).
         size: (W, H) in pixels, both even (yuv420p).
         sample_rate: Rate of the audio given to ``write_audio`` in Hz; a rate AAC lacks is
@@ -97,7 +102,7 @@ class Mp4Writer:
 
     def __init__(
         self,
-        path: PathLike,
+        label: str,
         *,
         fps: float,
         size: tuple[int, int],
@@ -107,45 +112,49 @@ class Mp4Writer:
     ) -> None:
         width, height = size
         if not (math.isfinite(fps) and fps > 0) or min(size) <= 0 or width % 2 or height % 2:
-            raise VideoFormatError(f"{path}: need fps > 0 and even (W, H), got {fps}, {size}")
+            raise VideoFormatError(f"{label}: need fps > 0 and even (W, H), got {fps}, {size}")
         if channels not in (1, 2):
-            raise AudioFormatError(f"{path}: MP4 audio must be mono or stereo, not {channels} ch")
-        check_rate(sample_rate, path)
-        self.path, self.fps, self.size = Path(path), float(fps), (width, height)
-        self.sample_rate, self.channels = sample_rate, channels
+            raise AudioFormatError(f"{label}: MP4 audio must be mono or stereo, not {channels} ch")
+        check_rate(sample_rate, label)
+        self._label, self.fps, self.size = label, float(fps), (width, height)
+        self.sample_rate, self.channels, self.encoder = sample_rate, channels, encoder
         self._rate = Fraction(fps).limit_denominator(1001)
         self._aac_rate = next((r for r in _AAC_RATES if r >= sample_rate), 48000)
         self._layout = "mono" if channels == 1 else "stereo"
         self._n_frames, self._audio_sent, self._closed = 0, 0, False
         self._audio_buf = np.zeros((0, channels), np.float32)  # (S, C) at the AAC rate, unsent
-        try:
-            self._tmp = temp_beside(self.path, ".part.mp4")
-        except OSError as exc:
-            raise start_error(self.path, exc, what="MP4") from exc
-        try:
-            self._container = av.open(
-                str(self._tmp), "w", format="mp4", options={"movflags": "+faststart"}
-            )
-            self._video = self._container.add_stream(
-                "libx264",
-                rate=self._rate,
-                options={"crf": str(encoder.crf), "preset": encoder.preset},
-            )
-            self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
-            self._video.codec_context.time_base = 1 / self._rate
-            self._audio = self._container.add_stream("aac", rate=self._aac_rate)
-            self._audio.layout, self._audio.bit_rate = self._layout, encoder.audio_bitrate
-            self._container.start_encoding()  # opens the encoders, so frame_size is known
-        except BaseException as exc:
-            discard_temp(self._tmp)
-            if isinstance(exc, OSError):
-                raise write_error(self.path, exc, what="MP4") from exc
-            raise
-        self._frame_size = self._audio.codec_context.frame_size or 1024
-        if self._aac_rate != sample_rate:
-            log.info("%s: resampling audio %d -> %d Hz for AAC", path, sample_rate, self._aac_rate)
+        self._audio_skip = 0  # input samples still to drop at the start (a stream's priming)
 
-    def __enter__(self) -> Mp4Writer:
+    def _open(
+        self,
+        target: str | BinaryIO,
+        muxer_options: dict[str, str],
+        video_options: dict[str, str] | None = None,
+    ) -> None:
+        """Open the muxer on ``target`` (a file name or a writable binary file object) with
+        ``muxer_options`` (``movflags`` ...) and both encoders; ``video_options`` add libx264
+        options to the encoder settings'."""
+        options = {"crf": str(self.encoder.crf), "preset": self.encoder.preset}
+        self._container = av.open(target, "w", format="mp4", options=muxer_options)
+        self._video = self._container.add_stream(
+            "libx264", rate=self._rate, options={**options, **(video_options or {})}
+        )
+        width, height = self.size
+        self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
+        self._video.codec_context.time_base = 1 / self._rate
+        self._audio = self._container.add_stream("aac", rate=self._aac_rate)
+        self._audio.layout, self._audio.bit_rate = self._layout, self.encoder.audio_bitrate
+        self._container.start_encoding()  # opens the encoders, so frame_size is known
+        self._frame_size = self._audio.codec_context.frame_size or 1024
+        if self._aac_rate != self.sample_rate:
+            log.info(
+                "%s: resampling audio %d -> %d Hz for AAC",
+                self._label,
+                self.sample_rate,
+                self._aac_rate,
+            )
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
@@ -154,22 +163,35 @@ class Mp4Writer:
         else:
             self.abort()
 
+    @property
+    def n_frames(self) -> int:
+        """Frames written so far."""
+        return self._n_frames
+
+    def _write_failed(self, exc: OSError) -> BaseException | None:
+        """The error to raise when the output refused a write (the output is aborted by
+        then); None: ``exc`` itself."""
+        return None
+
     def _mux(self, packets: Iterable[av.Packet]) -> None:
         if self._closed:
-            raise RuntimeError(f"Mp4Writer for {self.path} is closed")
+            raise RuntimeError(f"the MP4 writer of {self._label} is closed")
         try:
             for packet in packets:
                 self._container.mux(packet)
         except OSError as exc:  # the disk is full, the file system went read-only ...
             self.abort()
-            raise write_error(self.path, exc, what="MP4") from exc
+            error = self._write_failed(exc)
+            if error is None:
+                raise
+            raise error from exc
 
     def write_frame(self, frame_rgb: np.ndarray) -> None:
         """Encode one RGB uint8 (H, W, 3) frame, (W, H) = ``size``."""
         frame_rgb, (width, height) = np.asarray(frame_rgb), self.size
         if frame_rgb.dtype != np.uint8 or frame_rgb.shape != (height, width, 3):
             raise VideoFormatError(
-                f"{self.path}: frame {self._n_frames} must be uint8 ({height}, {width}, 3), "
+                f"{self._label}: frame {self._n_frames} must be uint8 ({height}, {width}, 3), "
                 f"got {frame_rgb.dtype} {frame_rgb.shape}"
             )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")
@@ -190,10 +212,13 @@ class Mp4Writer:
         ok = samples.ndim == 2 and samples.shape[1] == self.channels
         if not (ok and np.issubdtype(samples.dtype, np.floating) and np.isfinite(samples).all()):
             raise AudioFormatError(
-                f"{self.path}: audio must be finite float (S,) or (S, "
+                f"{self._label}: audio must be finite float (S,) or (S, "
                 f"{self.channels}), got {samples.dtype} {samples.shape}"
             )
         samples = resample(np.clip(samples, -1.0, 1.0), self.sample_rate, self._aac_rate)
+        if self._audio_skip:
+            drop = min(self._audio_skip, len(samples))
+            samples, self._audio_skip = samples[drop:], self._audio_skip - drop
         self._audio_buf = np.concatenate([self._audio_buf, samples])
         self._pump_audio(final=False)
 
@@ -205,7 +230,7 @@ class Mp4Writer:
             pad = np.zeros((missing, self.channels), np.float32)
             self._audio_buf = np.concatenate([self._audio_buf, pad])
         elif final and missing < 0:
-            log.debug("%s: trimming %d audio samples past the video", self.path, -missing)
+            log.debug("%s: trimming %d audio samples past the video", self._label, -missing)
         while True:
             n = min(self._frame_size, target - self._audio_sent, len(self._audio_buf))
             if n <= 0 or (n < self._frame_size and not final):
@@ -219,18 +244,85 @@ class Mp4Writer:
             self._mux(self._audio.encode(frame))
             self._audio_sent += n
 
+    def _finish(self) -> None:
+        """Finish the audio, flush both encoders and write the trailer (the container closes)."""
+        if self._n_frames == 0:
+            raise VideoFormatError(f"{self._label}: no frames were written")
+        self._pump_audio(final=True)
+        self._mux(self._video.encode(None))
+        self._mux(self._audio.encode(None))
+        self._closed = True
+        self._container.close()
+
+    def _close_container(self) -> None:
+        """Close the container after a failure (whatever it still fails with is logged)."""
+        self._closed = True
+        try:
+            self._container.close()
+        except (av.FFmpegError, OSError) as exc:
+            log.debug("%s: error while aborting: %s", self._label, exc)
+
+    def close(self) -> None:  # pragma: no cover - every writer overrides it
+        raise NotImplementedError
+
+    def abort(self) -> None:  # pragma: no cover - every writer overrides it
+        raise NotImplementedError
+
+
+class Mp4Writer(Mp4Encoding):
+    """Streaming MP4 file writer: H.264 + AAC, interleaved, faststart, written atomically.
+
+    Frames are encoded as they arrive (see :class:`Mp4Encoding`). Output goes to a hidden temp
+    file beside ``path`` that replaces ``path`` only on a clean ``close``; leaving the ``with``
+    block by an exception (or ``abort()``) deletes it. A write the OS refuses (disk full,
+    read-only file system, no permission) deletes it too and raises
+    :class:`~avatar.errors.OutputPathError` naming the path and the reason.
+
+    Args:
+        path: Target .mp4 file; parent directories are created.
+        fps, size, sample_rate, encoder, channels: as for :class:`Mp4Encoding`.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        fps: float,
+        size: tuple[int, int],
+        sample_rate: int,
+        encoder: EncoderSettings,
+        channels: int = 1,
+    ) -> None:
+        super().__init__(
+            str(path),
+            fps=fps,
+            size=size,
+            sample_rate=sample_rate,
+            encoder=encoder,
+            channels=channels,
+        )
+        self.path = Path(path)
+        try:
+            self._tmp = temp_beside(self.path, ".part.mp4")
+        except OSError as exc:
+            raise start_error(self.path, exc, what="MP4") from exc
+        try:
+            self._open(str(self._tmp), {"movflags": "+faststart"})
+        except BaseException as exc:
+            discard_temp(self._tmp)
+            if isinstance(exc, OSError):
+                raise write_error(self.path, exc, what="MP4") from exc
+            raise
+
+    def _write_failed(self, exc: OSError) -> BaseException | None:
+        return write_error(self.path, exc, what="MP4")
+
     def close(self) -> None:
         """Finish the audio, flush both encoders, write the trailer and move the file into place."""
         if self._closed:
             return
         try:
-            if self._n_frames == 0:
-                raise VideoFormatError(f"{self.path}: no frames were written")
-            self._pump_audio(final=True)
-            self._mux(self._video.encode(None))
-            self._mux(self._audio.encode(None))
-            self._closed = True
-            self._container.close()  # the trailer, and the faststart rewrite of the file
+            self._finish()  # the trailer, and the faststart rewrite of the file
             commit_temp(self._tmp, self.path)
         except BaseException as exc:
             self.abort()
@@ -241,11 +333,7 @@ class Mp4Writer:
 
     def abort(self) -> None:
         """Drop the output: close the container and delete the temp file; ``path`` is untouched."""
-        self._closed = True
-        try:
-            self._container.close()
-        except (av.FFmpegError, OSError) as exc:
-            log.debug("%s: error while aborting: %s", self.path, exc)
+        self._close_container()
         discard_temp(self._tmp)
 
 

@@ -1,5 +1,11 @@
 """Companions: upload images, derive the avatar once; list, read, delete. ``default`` (the
-embedded companion) belongs to every tenant and cannot be deleted."""
+embedded companion) belongs to every tenant and cannot be deleted.
+
+An upload is all or nothing: every image must be a readable image within the pixel limit (read
+from its header, before decoding) and one of them must hold a usable face; otherwise the answer
+is a 422 naming the uploaded file and why, and nothing is kept (no files, no row; the identity
+cache only ever holds complete identities).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from avatar.cancel import CancelToken
 from avatar.companion import CompanionSpec
 from avatar.errors import AvatarError
+from avatar.images import check_file_size, check_limits, read_header
 from serve.auth import Caller
 from serve.problems import Problem, core_problem
 from serve.schemas import CompanionOut
@@ -58,6 +65,19 @@ async def _save(upload: UploadFile, path: Path, budget: int) -> int:
     return size
 
 
+def _check_header(path: Path, max_megapixels: float) -> None:
+    """Refuse a non-image or an image over the pixel limit before anything decodes it."""
+    check_file_size(path, path.stat().st_size, max_megapixels=max_megapixels)
+    check_limits(read_header(path), path, max_megapixels=max_megapixels)
+
+
+def _client_names(problem: Problem, names: dict[str, str]) -> Problem:
+    """Name the client's files in ``problem``, never the server's paths."""
+    for stored, original in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        problem.detail = problem.detail.replace(stored, repr(original))
+    return problem
+
+
 @router.post("", status_code=201, response_model=CompanionOut)
 async def create_companion(
     request: Request,
@@ -66,49 +86,58 @@ async def create_companion(
     images: Annotated[list[UploadFile], File(description="the companion's images, best first")],
     voice: Annotated[str | None, Form(description="a voice name (see configs/voices)")] = None,
 ) -> CompanionOut:
-    """Store the images and derive the avatar (422 naming the image when no face is usable)."""
+    """Store the images and derive the avatar (422 naming the image when one is unusable)."""
     state: ServeState = request.app.state.serve
     limits = state.settings.limits
+    if not name.strip():
+        raise Problem(422, "name: must not be blank", kind="invalid-request")
     if not images or len(images) > limits.max_images:
-        raise Problem(422, f"send 1 to {limits.max_images} images (limits.max_images)")
+        raise Problem(
+            422,
+            f"images: send 1 to {limits.max_images} images (limits.max_images), got {len(images)}",
+            kind="invalid-request",
+        )
     pipeline = state.pipeline(state.settings.default_size)
     if voice is not None:
-        pipeline.voices.get(voice)
+        try:
+            pipeline.voices.get(voice)
+        except AvatarError as exc:
+            raise Problem(422, f"voice: {exc}", kind="invalid-request") from None
+    max_megapixels = pipeline.identities.settings.max_image_megapixels
     cid = new_id("cmp")
     folder = state.companions_dir / who.id / cid
-    folder.mkdir(parents=True, exist_ok=True)
     names: dict[str, str] = {}
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         budget = limits.max_upload_bytes
         for k, upload in enumerate(images):
             suffix = _SUFFIX.search(upload.filename or "")
             path = folder / f"{k}{suffix.group(0).lower() if suffix else '.img'}"
-            budget -= await _save(upload, path, budget)
             names[str(path)] = upload.filename or f"image {k + 1}"
+            budget -= await _save(upload, path, budget)
+            await run_in_threadpool(_check_header, path, max_megapixels)
         spec = CompanionSpec(id=cid, name=name, images=list(names), voice=voice)
         token = CancelToken()
         with state.pool.admitted(who.id, counts_for_rate=False):
             resolved = await state.pool.run(pipeline.resolve, spec, cancel=token)
+        row = Companion(
+            id=cid,
+            tenant_id=who.id,
+            name=name,
+            images=list(names),
+            voice=voice,
+            identity_key=resolved.identity.key,
+            source_image=resolved.identity.source_index,
+            created_at=utc_now(),
+        )
+        await run_in_threadpool(state.store.add_companion, row)
     except AvatarError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        problem = core_problem(exc)
-        for stored, original in names.items():  # name the client's files, not ours
-            problem.detail = problem.detail.replace(stored, repr(original))
-        raise problem from None
+        names[repr(cid)] = name  # the id was never given out: name the companion instead
+        raise _client_names(core_problem(exc), names) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    row = Companion(
-        id=cid,
-        tenant_id=who.id,
-        name=name,
-        images=list(names),
-        voice=voice,
-        identity_key=resolved.identity.key,
-        source_image=resolved.identity.source_index,
-        created_at=utc_now(),
-    )
-    await run_in_threadpool(state.store.add_companion, row)
     return _out(row)
 
 
@@ -133,12 +162,17 @@ async def get_companion(companion_id: str, request: Request, who: Caller) -> Com
 
 @router.delete("/{companion_id}", status_code=204, response_class=Response)
 async def delete_companion(companion_id: str, request: Request, who: Caller) -> Response:
-    """Delete the companion, its images and its sessions."""
+    """Delete the companion, its images, its sessions and their generated files."""
     state: ServeState = request.app.state.serve
     if companion_id == DEFAULT_COMPANION:
         raise Problem(409, "the default companion cannot be deleted", kind="conflict")
-    row = await run_in_threadpool(state.store.delete_companion, who.id, companion_id)
-    if row is None:
+    deleted = await run_in_threadpool(state.store.delete_companion, who.id, companion_id)
+    if deleted is None:
         raise Problem(404, f"no companion {companion_id!r}", kind="not-found")
-    shutil.rmtree(state.companions_dir / who.id / companion_id, ignore_errors=True)
+    _, sessions = deleted
+    for session in sessions:
+        await run_in_threadpool(state.remove_session_files, session)
+    await run_in_threadpool(
+        shutil.rmtree, state.companions_dir / who.id / companion_id, ignore_errors=True
+    )
     return Response(status_code=204)

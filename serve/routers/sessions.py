@@ -7,10 +7,12 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from avatar.errors import ConfigValueError
 from avatar.motion.emotion import check_emotion
 from serve.auth import Caller
 from serve.problems import Problem
 from serve.schemas import SessionIn, SessionOut
+from serve.state import ServeState
 from serve.store import Session, new_id, utc_now
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -30,24 +32,34 @@ def _out(row: Session) -> SessionOut:
 
 @router.post("", status_code=201, response_model=SessionOut)
 async def create_session(body: SessionIn, request: Request, who: Caller) -> SessionOut:
-    """Open a session on one of the tenant's companions (or ``default``)."""
-    state = request.app.state.serve
+    """Open a session on one of the tenant's companions (or ``default``).
+
+    422 naming the field for an unknown ``voice`` or ``emotion`` or an unserved
+    ``renderer.size``; 404 for a companion the tenant does not have.
+    """
+    state: ServeState = request.app.state.serve
     spec = await run_in_threadpool(state.spec, who.id, body.companion_id)
     size = body.renderer.size if body.renderer else state.settings.default_size
     if size not in state.settings.sizes:
-        raise Problem(422, f"renderer.size must be one of {list(state.settings.sizes)}, got {size}")
+        raise _invalid("renderer.size", f"must be one of {list(state.settings.sizes)}, got {size}")
     voice = body.voice or spec.voice
-    pipeline = state.pipeline(size)
-    pipeline.voices.get(voice)  # an unknown voice is a 422 now, not at the first generate
+    try:
+        state.pipeline(size).voices.get(voice)  # an unknown voice is a 422 now, not later
+    except ConfigValueError as exc:
+        raise _invalid("voice", str(exc)) from None
+    emotion = None
     if body.emotion is not None:
-        check_emotion(body.emotion, 1.0)
+        try:
+            emotion = check_emotion(body.emotion, 1.0)
+        except ConfigValueError as exc:
+            raise _invalid("emotion", str(exc)) from None
     now = utc_now()
     row = Session(
         id=new_id("ses"),
         tenant_id=who.id,
         companion_id=body.companion_id,
         voice=voice,
-        emotion=body.emotion,
+        emotion=emotion,
         size=size,
         created_at=now,
         last_used_at=now,
@@ -59,22 +71,21 @@ async def create_session(body: SessionIn, request: Request, who: Caller) -> Sess
 
 @router.get("/{session_id}", response_model=SessionOut)
 async def get_session(session_id: str, request: Request, who: Caller) -> SessionOut:
-    state = request.app.state.serve
+    """The session (404 once it expired or for another tenant's)."""
+    state: ServeState = request.app.state.serve
     return _out(await run_in_threadpool(state.session, who.id, session_id))
 
 
 @router.delete("/{session_id}", status_code=204, response_class=Response)
 async def delete_session(session_id: str, request: Request, who: Caller) -> Response:
     """Close the session and remove its generated files."""
-    state = request.app.state.serve
+    state: ServeState = request.app.state.serve
     row = await run_in_threadpool(state.store.delete_session, who.id, session_id)
     if row is None:
         raise Problem(404, f"no session {session_id!r}", kind="not-found")
-    await run_in_threadpool(_remove_files, state, row)
+    await run_in_threadpool(state.remove_session_files, row)
     return Response(status_code=204)
 
 
-def _remove_files(state, row: Session) -> None:  # noqa: ANN001 (ServeState)
-    import shutil
-
-    shutil.rmtree(state.session_dir(row), ignore_errors=True)
+def _invalid(field: str, why: str) -> Problem:
+    return Problem(422, f"{field}: {why}", kind="invalid-request")

@@ -19,12 +19,13 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, select
+from sqlalchemy import Connection, create_engine, delete, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
+from avatar.errors import ConfigValueError
 from serve.store.models import ApiKey, Companion, Output, Session, Tenant
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,10 @@ __all__ = ["Conflict", "Store", "hash_key", "new_id", "utc_now"]
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).with_name("migrations")
+KEY_PREFIX_CHARS = 8
+"""A key's first characters, stored in clear to tell keys apart (``revoke-key PREFIX``)."""
+_MIGRATION_LOCK = 0x61766174  # PostgreSQL advisory lock id of the migrations ("avat")
+_BATCH = 500  # ids per IN (...) clause
 
 
 class Conflict(Exception):
@@ -41,11 +46,6 @@ class Conflict(Exception):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _utc(when: datetime) -> datetime:
-    """SQLite returns naive datetimes: they were written in UTC."""
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def new_id(prefix: str) -> str:
@@ -85,10 +85,16 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent; run at every start)."""
+        """Bring the schema to the newest migration (idempotent; run at every start).
+
+        Replicas starting together migrate one at a time: the first takes a lock (PostgreSQL:
+        an advisory lock; SQLite: the write lock) for its transaction, the others then find
+        nothing left to do.
+        """
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as conn:
+            _lock_for_migration(conn)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -103,6 +109,13 @@ class Store:
     # -- tenants and keys ------------------------------------------------------------------
 
     def create_tenant(self, name: str) -> Tenant:
+        """A new tenant; raises :class:`Conflict` if the name is taken, ConfigValueError if it
+        is blank, over 100 characters, or holds ``:`` or ``,`` (``AVATAR_API_KEYS`` syntax)."""
+        if not name.strip() or name != name.strip() or len(name) > 100 or set(name) & {":", ","}:
+            raise ConfigValueError(
+                f"tenant name {name!r}: use 1 to 100 characters without ':' or ',' "
+                "and no leading or trailing spaces"
+            )
         tenant = Tenant(id=new_id("ten"), name=name, created_at=utc_now())
         try:
             with self._tx() as orm:
@@ -126,7 +139,7 @@ class Store:
             id=new_id("key"),
             tenant_id=tenant_id,
             key_hash=hash_key(key),
-            prefix=key[:8],
+            prefix=key[:KEY_PREFIX_CHARS],
             created_at=utc_now(),
         )
         try:
@@ -137,15 +150,20 @@ class Store:
         return key
 
     def revoke_key(self, key_or_prefix: str) -> int:
-        """Revoke the key (given whole, or by its first 8 characters); returns how many."""
+        """Revoke a key, given whole or by its first 8 characters; returns how many (0 or 1).
+
+        A whole key revokes only itself (other keys may share its first characters). A prefix
+        that matches several active keys raises :class:`Conflict`: give the whole key.
+        """
         with self._tx() as orm:
-            rows = orm.scalars(
-                select(ApiKey).where(
-                    (ApiKey.key_hash == hash_key(key_or_prefix))
-                    | (ApiKey.prefix == key_or_prefix[:8]),
-                    ApiKey.revoked_at.is_(None),
-                )
-            ).all()
+            active = select(ApiKey).where(ApiKey.revoked_at.is_(None))
+            rows = orm.scalars(active.where(ApiKey.key_hash == hash_key(key_or_prefix))).all()
+            if not rows and len(key_or_prefix) == KEY_PREFIX_CHARS:
+                rows = orm.scalars(active.where(ApiKey.prefix == key_or_prefix)).all()
+                if len(rows) > 1:
+                    raise Conflict(
+                        f"{len(rows)} active keys start with {key_or_prefix!r}: give the whole key"
+                    )
             for row in rows:
                 row.revoked_at = utc_now()
             return len(rows)
@@ -199,8 +217,15 @@ class Store:
             )
             return list(rows)
 
-    def delete_companion(self, tenant_id: str, companion_id: str) -> Companion | None:
-        """Delete the companion and its sessions; returns it (None: not this tenant's)."""
+    def delete_companion(
+        self, tenant_id: str, companion_id: str
+    ) -> tuple[Companion, list[Session]] | None:
+        """Delete the companion, its sessions and their cached outputs.
+
+        Returns:
+            The companion and its deleted sessions (the caller removes their files), or None
+            when the tenant has no such companion.
+        """
         with self._tx() as orm:
             row = orm.scalar(
                 select(Companion).where(
@@ -209,13 +234,16 @@ class Store:
             )
             if row is None:
                 return None
-            orm.execute(
-                delete(Session).where(
-                    Session.tenant_id == tenant_id, Session.companion_id == companion_id
+            sessions = list(
+                orm.scalars(
+                    select(Session).where(
+                        Session.tenant_id == tenant_id, Session.companion_id == companion_id
+                    )
                 )
             )
+            _delete_sessions(orm, [s.id for s in sessions])
             orm.delete(row)
-            return row
+            return row, sessions
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -233,7 +261,7 @@ class Store:
             row = orm.scalar(
                 select(Session).where(Session.tenant_id == tenant_id, Session.id == session_id)
             )
-            if row is None or _utc(row.expires_at) <= now:
+            if row is None or row.expires_at <= now:  # aware UTC (UtcDateTime)
                 return None
             return row
 
@@ -253,15 +281,42 @@ class Store:
                 select(Session).where(Session.tenant_id == tenant_id, Session.id == session_id)
             )
             if row is not None:
-                orm.execute(delete(Output).where(Output.session_id == session_id))
-                orm.delete(row)
+                _delete_sessions(orm, [session_id])
             return row
 
     def expired_sessions(self, now: datetime | None = None) -> list[Session]:
-        """Sessions past their expiry (any tenant): the cleanup removes them and their files."""
+        """Sessions past their expiry (any tenant), not deleted."""
         now = now or utc_now()
         with self._tx() as orm:
             return list(orm.scalars(select(Session).where(Session.expires_at <= now)))
+
+    def delete_expired(self, now: datetime | None = None) -> list[Session]:
+        """Delete the sessions past their expiry (any tenant) and their cached outputs.
+
+        On PostgreSQL, rows another transaction holds (a replica sweeping too, a request
+        touching the session right then) are skipped (``FOR UPDATE SKIP LOCKED``); SQLite has
+        one writer at a time. Returns the deleted sessions: the caller removes their files.
+        """
+        now = now or utc_now()
+        with self._tx() as orm:
+            rows = list(
+                orm.scalars(
+                    select(Session)
+                    .where(Session.expires_at <= now)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            _delete_sessions(orm, [row.id for row in rows])
+            return rows
+
+    def existing_sessions(self, session_ids: list[str]) -> set[str]:
+        """Which of ``session_ids`` have a row (any tenant, expired or not)."""
+        found: set[str] = set()
+        with self._tx() as orm:
+            for start in range(0, len(session_ids), _BATCH):
+                chunk = session_ids[start : start + _BATCH]
+                found.update(orm.scalars(select(Session.id).where(Session.id.in_(chunk))))
+        return found
 
     # -- cached outputs --------------------------------------------------------------------
 
@@ -294,3 +349,19 @@ class Store:
     def delete_output(self, output_id: str) -> None:
         with self._tx() as orm:
             orm.execute(delete(Output).where(Output.id == output_id))
+
+
+def _delete_sessions(orm: OrmSession, session_ids: list[str]) -> None:
+    """Delete sessions and their outputs (explicitly: no reliance on the driver's cascades)."""
+    for start in range(0, len(session_ids), _BATCH):
+        chunk = session_ids[start : start + _BATCH]
+        orm.execute(delete(Output).where(Output.session_id.in_(chunk)))
+        orm.execute(delete(Session).where(Session.id.in_(chunk)))
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    """Hold a database-wide lock until ``conn``'s transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would begin only at the first write
