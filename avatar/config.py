@@ -90,6 +90,7 @@ def pipeline_from_config(cfg: DictConfig | Mapping[str, Any], **components: Any)
         "identities_in_memory": lambda: int(cfg.memory.identities),
         "learned": lambda: instantiate(cfg.learned) if cfg.get("learned") else None,
         "streaming": lambda: StreamingSettings(**_plain(cfg.streaming)),
+        "render_threads": lambda: int(cfg.render_threads),
     }
     unknown = sorted(set(components) - set(builders))
     if unknown:

@@ -71,6 +71,7 @@ class Pipeline:
         learned: loads the audio-to-motion model when first needed (keeps torch out of the
             text path); None: the learned mouth is unavailable.
         streaming: settings of the real-time session and the learned-mouth path.
+        render_threads: chunks one MP4 render renders at once (beside its encoding thread).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class Pipeline:
         identities_in_memory: int,
         learned: Callable[[], Any] | None,
         streaming: StreamingSettings,
+        render_threads: int,
     ) -> None:
         self.voices = voices
         self.aligner = aligner
@@ -92,6 +94,9 @@ class Pipeline:
         self.renderer = renderer
         self.encoder = encoder
         self.streaming = streaming
+        if render_threads < 1:
+            raise ConfigValueError(f"render_threads must be at least 1, got {render_threads}")
+        self.render_threads = int(render_threads)
         self.identities = IdentityStore(
             renderer=renderer, settings=identity, capacity=identities_in_memory
         )
@@ -263,7 +268,12 @@ class Pipeline:
             encode_s = time.perf_counter() - t0  # (a stream's fragments leave as they are cut)
             voice = Audio(speech.audio, speech.sample_rate)
             frames = RenderAhead(
-                render_track(self.renderer, resolved.prepared, motion, voice, cancel=cancel)
+                self.renderer,
+                resolved.prepared,
+                motion,
+                voice,
+                threads=self.render_threads,
+                cancel=cancel,
             )
             for i, frame in enumerate(frames):
                 check_cancel(cancel)

@@ -1,70 +1,96 @@
-"""RenderAhead: run a frame iterator in a worker thread, a few frames ahead of its consumer.
+"""RenderAhead: render a track's chunks on worker threads, ahead of the consumer, in order.
 
-Rendering (OpenCV, NumPy, torch) and H.264 encoding both release the GIL, so on two cores they
-overlap. Exceptions in the worker (a :class:`~avatar.errors.Cancelled` included) are re-raised
-in the consumer; a consumer that stops early (an encoding error) stops the worker.
+Rendering (OpenCV, NumPy, torch) and H.264 encoding both release the GIL, so on two cores the
+consumer encodes while ``threads`` workers render the next chunks. A renderer's chunks are
+independent (the contract: frames depend only on their values and the prepared state), so
+several may render at once; frames still come out in order. Errors in a worker (a
+:class:`~avatar.errors.Cancelled` included) are re-raised in the consumer, and a consumer that
+stops early stops the work: nothing more is submitted and what waits is dropped.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+
+from avatar.audio import Audio
+from avatar.cancel import CancelToken
+from avatar.cancel import check as check_cancel
+from avatar.motion.track import MotionTrack
+from avatar.renderers.base import Prepared, Renderer, audio_span, channel_values
 
 __all__ = ["RenderAhead"]
 
 
 class RenderAhead:
-    """Iterate over ``frames``, produced by a worker thread at most ``depth`` frames ahead.
+    """Iterate over the (S, S, 3) uint8 frames of ``motion``, rendered ahead on workers.
+
+    Args:
+        renderer: the renderer; each job is one ``render_chunk`` of ``renderer.chunk_frames``.
+        prepared: the identity's prepared state.
+        motion: the track.
+        audio: the speech under the whole track (each chunk gets its span), or None.
+        threads: chunks rendered at once (1: one worker, as a single render thread).
+        depth: frames rendered ahead of the consumer at most.
+        cancel: checked before each chunk is submitted and again when a worker starts it.
 
     Attributes:
-        busy_s: seconds the worker spent producing frames (the render time).
+        busy_s: seconds the workers spent rendering, summed over workers.
     """
 
-    _DONE = object()
-
-    def __init__(self, frames: Iterator[np.ndarray], depth: int = 4) -> None:
-        self._frames = frames
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
+    def __init__(
+        self,
+        renderer: Renderer,
+        prepared: Prepared,
+        motion: MotionTrack,
+        audio: Audio | None = None,
+        *,
+        threads: int,
+        depth: int = 8,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self._renderer, self._prepared, self._audio = renderer, prepared, audio
+        self._values, self._fps = channel_values(motion), motion.fps
+        self._step = max(int(renderer.chunk_frames), 1)
+        self._window = max(threads, depth // self._step, 1)
+        self._threads = max(int(threads), 1)
+        self._cancel = cancel
+        self._lock = threading.Lock()
         self.busy_s = 0.0
-        self._thread = threading.Thread(target=self._work, name="render-ahead", daemon=True)
-        self._thread.start()
 
-    def _put(self, item: object) -> bool:
-        """Queue ``item`` unless the consumer has stopped; returns whether it was queued."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        try:
-            t0 = time.perf_counter()
-            for frame in self._frames:
-                self.busy_s += time.perf_counter() - t0
-                if not self._put(frame):
-                    return
-                t0 = time.perf_counter()
-            self._put(self._DONE)
-        except BaseException as e:  # handed to the consumer, which re-raises it
-            self._put(e)
+    def _render(self, start: int) -> np.ndarray:
+        check_cancel(self._cancel)
+        t0 = time.perf_counter()
+        stop = min(start + self._step, len(self._values))
+        chunk_audio = audio_span(self._audio, start, stop, self._fps)
+        frames = self._renderer.render_chunk(self._prepared, self._values[start:stop], chunk_audio)
+        with self._lock:
+            self.busy_s += time.perf_counter() - t0
+        return frames
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        starts = iter(range(0, len(self._values), self._step))
+        pending: deque[Future[np.ndarray]] = deque()
+        executor = ThreadPoolExecutor(self._threads, thread_name_prefix="render-ahead")
         try:
-            while True:
-                item = self._queue.get()
-                if item is self._DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+            for start in starts:  # fill the window
+                check_cancel(self._cancel)
+                pending.append(executor.submit(self._render, start))
+                if len(pending) >= self._window:
+                    break
+            while pending:
+                frames = pending.popleft().result()
+                start = next(starts, None)
+                if start is not None:
+                    check_cancel(self._cancel)
+                    pending.append(executor.submit(self._render, start))
+                yield from frames
         finally:
-            self._stop.set()
-            self._thread.join(timeout=5)
+            for future in pending:
+                future.cancel()
+            executor.shutdown(wait=True, cancel_futures=True)

@@ -98,21 +98,25 @@ def test_concurrent_first_requests_derive_a_companion_once(render_config_overrid
     assert all(r is resolved[0] for r in resolved)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 def test_a_render_stops_within_one_frame_of_its_cancellation(
-    render_config_overrides, companions, tmp_path
+    render_config_overrides, companions, tmp_path, threads
 ):
     token = CancelToken()
     probe = CountingRenderer(
         MeshWarpRenderer(size=SIZE, mouth_interior=True), cancel_at=5, token=token
     )
-    pipeline = _pipeline(render_config_overrides, renderer=probe)
+    overrides = [*render_config_overrides, f"render_threads={threads}"]
+    pipeline = _pipeline(overrides, renderer=probe)
     out = tmp_path / "cancelled.mp4"
     with pytest.raises(Cancelled, match="the client left"):
         pipeline.render_text(
             companions[0], "This sentence is long enough for many frames.", out, cancel=token
         )
-    assert probe.frames == 6, "frame 5 was under way when the client left; no frame after it"
-    assert probe.frames_after_cancel == 0
+    # frame 5 was under way when the client left; with two render threads the frame beside it
+    # may have been started too, but no frame is started after the cancel
+    assert 6 <= probe.frames <= 5 + threads
+    assert probe.frames_after_cancel <= threads - 1
     assert list(tmp_path.iterdir()) == [], "nothing written, no temporary file left"
     again = pipeline.render_text(companions[0], "Still here.", out)  # the pipeline serves on
     assert again.n_frames == len(read_mp4(out).frames) > 10

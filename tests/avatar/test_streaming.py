@@ -113,4 +113,5 @@ def pipeline_with(pipeline, renderer):
         identities_in_memory=2,
         learned=lambda: pipeline.learned,
         streaming=pipeline.streaming,
+        render_threads=pipeline.render_threads,
     )
