@@ -41,6 +41,8 @@ class StreamingSettings:
         reference_dbfs: typical speech level of the incoming audio, dBFS.
         hold_s: silence this long closes the mouth, seconds.
         ramp_s: closing ramp, seconds.
+        lookahead_s: audio after a frame that must be silent too before its mouth closes,
+            seconds (at most the model's own look-ahead, which it waits for anyway).
     """
 
     behaviour_seconds: float
@@ -48,12 +50,18 @@ class StreamingSettings:
     reference_dbfs: float
     hold_s: float
     ramp_s: float
+    lookahead_s: float
 
     def __post_init__(self) -> None:
-        if not self.behaviour_seconds > 0 or self.hold_s < 0 or self.ramp_s < 0:
+        if (
+            not self.behaviour_seconds > 0
+            or self.hold_s < 0
+            or self.ramp_s < 0
+            or self.lookahead_s < 0
+        ):
             raise ConfigValueError(
-                "streaming: need behaviour_seconds > 0, hold_s >= 0 and ramp_s >= 0, got "
-                f"{self.behaviour_seconds}, {self.hold_s}, {self.ramp_s}"
+                "streaming: need behaviour_seconds > 0 and hold_s, ramp_s, lookahead_s >= 0, "
+                f"got {self.behaviour_seconds}, {self.hold_s}, {self.ramp_s}, {self.lookahead_s}"
             )
 
 
@@ -61,9 +69,11 @@ class StreamingSettings:
 class MouthGate:
     """Closes the mouth in silence, frame by frame (causal, stateful).
 
-    A frame whose audio stays ``silence_db`` below ``reference_dbfs`` for longer than
-    ``hold_s`` is silent; the gate then falls to 0 over ``ramp_s`` and rises again as soon as
-    sound returns, so closures never cut into speech.
+    A frame is quiet when its audio and the look-ahead after it (``StreamingSettings.lookahead_s``)
+    stay ``silence_db`` below ``reference_dbfs``; after quiet frames lasting longer than
+    ``hold_s`` the gate falls to 0 over ``ramp_s``, and it rises again as soon as sound is
+    within the look-ahead, so closures never cut into speech and the mouth opens just before
+    the sound.
     """
 
     fps: float
@@ -85,15 +95,13 @@ class MouthGate:
             ramp_s=settings.ramp_s,
         )
 
-    def __call__(self, frame_audio: np.ndarray) -> float:
-        """Gate in [0, 1] for one frame's (S,) float32 audio."""
-        rms = (
-            float(np.sqrt(np.mean(np.square(frame_audio, dtype=np.float64))))
-            if len(frame_audio)
-            else 0.0
-        )
-        level = 20.0 * np.log10(max(rms, 1e-9))
-        quiet = level < self.reference_dbfs + self.silence_db
+    def _quiet(self, audio: np.ndarray) -> bool:
+        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+        return 20.0 * np.log10(max(rms, 1e-9)) < self.reference_dbfs + self.silence_db
+
+    def __call__(self, frame_audio: np.ndarray, ahead: np.ndarray | None = None) -> float:
+        """Gate in [0, 1] for one frame's (S,) float32 audio and the (L,) audio after it."""
+        quiet = self._quiet(frame_audio) and (ahead is None or self._quiet(ahead))
         self.quiet_frames = self.quiet_frames + 1 if quiet else 0
         step = 1.0 / max(self.ramp_s * self.fps, 1.0)
         if not quiet:
@@ -101,6 +109,17 @@ class MouthGate:
         elif self.quiet_frames > self.hold_s * self.fps:
             self.value = max(self.value - step, 0.0)
         return self.value
+
+
+def lookahead_samples(settings: StreamingSettings, learned: Any) -> int:
+    """The gate's look-ahead in model samples; refused when the model would not wait for it."""
+    latency = float(getattr(learned, "latency_s", 0.0))
+    if settings.lookahead_s > latency + 1e-9:
+        raise ConfigValueError(
+            f"streaming.lookahead_s {settings.lookahead_s} s is more than the model's own "
+            f"look-ahead ({latency:.3f} s); a frame cannot wait for audio that late"
+        )
+    return int(round(settings.lookahead_s * learned.sample_rate))
 
 
 def behaviour_track(motion: MotionGenerator, seconds: float) -> MotionTrack:
@@ -134,6 +153,9 @@ class StreamingSession:
         learned: the audio-to-motion model (:class:`avatar.motion.learned.LearnedMotion`).
         behaviour: the looped non-verbal track (:func:`behaviour_track`).
         settings: the mouth gate's settings.
+        listener: listening behaviour applied to every rendered batch (an object with
+            ``apply(rows (T, C), speaking: bool) -> (T, C)``, such as
+            :class:`~avatar.motion.live_listening.LiveListener`), or None.
     """
 
     def __init__(
@@ -143,28 +165,40 @@ class StreamingSession:
         learned: Any,
         behaviour: MotionTrack,
         settings: StreamingSettings,
+        listener: Any = None,
     ) -> None:
         self.stream = stream
+        self.listener = listener
         self.learned = learned
         self.behaviour = behaviour.select(CHANNELS)
         self.fps = behaviour.fps
         self.settings = settings
         self.frame_index = 0
         self._spf = int(round(learned.sample_rate / self.fps))  # model samples per frame
+        self._ahead = lookahead_samples(settings, learned)
+        self._model_ahead = int(round(float(learned.latency_s) * learned.sample_rate))
         self.reset()
 
     def reset(self) -> None:
         """Forget pending audio (an interruption): the next push starts a new utterance."""
         self._model_stream = self.learned.stream()
+        self._held = np.zeros(0, np.float32)  # model-rate audio not yet given to the model
+        self._model_samples = 0  # given to the model
+        self._model_frames = 0  # frames it returned
         self._resampler: StreamResampler | None = None
         self._audio = np.zeros(0, np.float32)  # model-rate audio not yet matched to frames
         self._gate = MouthGate.new(self.settings, self.fps)
         self.stream.reset()
 
-    def _render(self, rows: list[np.ndarray], audio: np.ndarray) -> list[RenderedFrame]:
+    def _render(
+        self, rows: list[np.ndarray], audio: np.ndarray, *, speaking: bool
+    ) -> list[RenderedFrame]:
         if not rows:
             return []
-        chunk = MotionTrack(np.stack(rows), CHANNELS, self.fps)
+        values = np.stack(rows)
+        if self.listener is not None:
+            values = self.listener.apply(values, speaking)
+        chunk = MotionTrack(values, CHANNELS, self.fps)
         frames = self.stream.push(chunk, Audio(audio, self.learned.sample_rate))
         self.frame_index += len(frames)
         return frames
@@ -173,11 +207,11 @@ class StreamingSession:
         rows, spent = [], []
         for k, mouth in enumerate(mouths):
             frame_audio, self._audio = self._audio[: self._spf], self._audio[self._spf :]
-            gate = self._gate(frame_audio)
+            gate = self._gate(frame_audio, self._audio[: self._ahead])
             rows.append(compose_row(self.behaviour, self.frame_index + k, mouth, gate))
             spent.append(np.pad(frame_audio, (0, self._spf - len(frame_audio))))
         audio = np.concatenate(spent) if spent else np.zeros(0, np.float32)
-        return self._render(rows, audio)
+        return self._render(rows, audio, speaking=True)
 
     def push_audio(self, chunk: np.ndarray, sample_rate: int) -> list[RenderedFrame]:
         """Feed (S,) float32 mono speech (20 ms chunks typical); returns the frames it completes.
@@ -194,12 +228,30 @@ class StreamingSession:
         return self._model_audio(self._resampler.push(chunk))
 
     def _model_audio(self, audio: np.ndarray) -> list[RenderedFrame]:
+        """Keep ``audio`` (model rate); run the model only once it completes a frame.
+
+        A model call costs about the same for 20 or 40 ms of audio, and a frame is emitted only
+        when its audio and the look-ahead are in, so audio that completes no frame waits for the
+        next chunk: half the calls at 20 ms chunks, the same frames at the same moments.
+        """
         self._audio = np.concatenate([self._audio, audio])
-        return self._frames(self._model_stream.push(audio))
+        self._held = np.concatenate([self._held, audio])
+        need = (self._model_frames + 1) * self._spf + self._model_ahead
+        if self._model_samples + len(self._held) < need:
+            return []
+        return self._frames(self._push_model())
+
+    def _push_model(self) -> list[np.ndarray]:
+        held, self._held = self._held, np.zeros(0, np.float32)
+        self._model_samples += len(held)
+        mouths = self._model_stream.push(held) if len(held) else []
+        self._model_frames += len(mouths)
+        return mouths
 
     def flush(self) -> list[RenderedFrame]:
         """End of the utterance: emit the frames still waiting for look-ahead audio."""
         frames = self._model_audio(self._resampler.flush()) if self._resampler else []
+        frames += self._frames(self._push_model())
         frames += self._frames(self._model_stream.flush())
         self.reset()
         return frames
@@ -210,7 +262,7 @@ class StreamingSession:
         rows = [
             compose_row(self.behaviour, self.frame_index + k, zero, 0.0) for k in range(n_frames)
         ]
-        return self._render(rows, np.zeros(n_frames * self._spf, np.float32))
+        return self._render(rows, np.zeros(n_frames * self._spf, np.float32), speaking=False)
 
     def close(self) -> None:
         """End the session: the renderer stream releases what it holds."""
@@ -253,9 +305,12 @@ def learned_track(
     model_audio = resample_stream(np.asarray(audio, np.float32), sample_rate, learned.sample_rate)
     mouths = learned.predict(model_audio, learned.sample_rate)
     spf = int(round(learned.sample_rate / behaviour.fps))
+    ahead = lookahead_samples(settings, learned)
     gate = MouthGate.new(settings, behaviour.fps)
     values = np.zeros((n_frames, len(behaviour.channels)), np.float32)
     for k in range(n_frames):
         mouth = mouths[k] if k < len(mouths) else np.zeros(len(MOUTH_CHANNELS), np.float32)
-        values[k] = compose_row(behaviour, k, mouth, gate(model_audio[k * spf : (k + 1) * spf]))
+        end = (k + 1) * spf
+        level = gate(model_audio[k * spf : end], model_audio[end : end + ahead])
+        values[k] = compose_row(behaviour, k, mouth, level)
     return MotionTrack(values, behaviour.channels, behaviour.fps)

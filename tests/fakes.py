@@ -248,3 +248,24 @@ class SlowRenderer(CountingRenderer):
 
 
 __all__ += ["SlowRenderer"]
+
+
+def pipeline_with(pipeline, renderer):
+    """The same stages with another renderer (and its own identity store)."""
+    from avatar.pipeline import Pipeline
+
+    return Pipeline(
+        voices=pipeline.voices,
+        aligner=pipeline.aligner,
+        motion=pipeline.motion,
+        renderer=renderer,
+        encoder=pipeline.encoder,
+        identity=pipeline.identities.settings,
+        identities_in_memory=2,
+        learned=lambda: pipeline.learned,
+        streaming=pipeline.streaming,
+        render_threads=pipeline.render_threads,
+    )
+
+
+__all__ += ["pipeline_with"]

@@ -11,7 +11,7 @@ from hydra.utils import instantiate  # noqa: E402
 
 from avatar.audio import Audio, frame_count  # noqa: E402
 from avatar.config import compose, pipeline_from_config  # noqa: E402
-from tests.fakes import FakeRenderer, decode_fake_frame  # noqa: E402
+from tests.fakes import FakeRenderer, decode_fake_frame, pipeline_with  # noqa: E402
 
 FPS = 25
 
@@ -97,21 +97,3 @@ def test_the_renderer_stream_gets_each_frames_audio_and_the_interruption(pipelin
     assert idle[0].index == session.frame_index - 4 > frames[-1].index  # numbering goes on
     session.close()
     assert session.stream.closed
-
-
-def pipeline_with(pipeline, renderer):
-    """The same stages with another renderer (and its own identity store)."""
-    from avatar.pipeline import Pipeline
-
-    return Pipeline(
-        voices=pipeline.voices,
-        aligner=pipeline.aligner,
-        motion=pipeline.motion,
-        renderer=renderer,
-        encoder=pipeline.encoder,
-        identity=pipeline.identities.settings,
-        identities_in_memory=2,
-        learned=lambda: pipeline.learned,
-        streaming=pipeline.streaming,
-        render_threads=pipeline.render_threads,
-    )
