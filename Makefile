@@ -54,8 +54,8 @@ demo: $(STAMP)  ## render the default companion speaking to out/demo.mp4
 	  'text="Hi, I am Astra, your companion. I can talk with you about anything... Shall we start?"'
 
 test: $(STAMP) $(WEB_STAMP)  ## lint and format check, then run the test suite (offline, CPU)
-	$(BIN)/ruff check avatar evals serve tests benchmarks
-	$(BIN)/ruff format --check avatar evals serve tests benchmarks
+	$(BIN)/ruff check avatar evals serve tests benchmarks examples
+	$(BIN)/ruff format --check avatar evals serve tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 # staging demo key of `make serve` (tenant "demo"); production seeds keys with avatar-admin

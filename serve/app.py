@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serve.metrics import MetricsMiddleware
 from serve.problems import install_problem_handlers, problem_response
-from serve.routers import companions, generate, health, realtime, sessions, tokens
+from serve.routers import avatar, companions, generate, health, realtime, sessions, tokens
 from serve.settings import ServeSettings
 from serve.state import PipelineMaker, ServeState
 from serve.store import Store
@@ -103,7 +103,7 @@ def create_app(settings: ServeSettings, make_pipeline: PipelineMaker) -> FastAPI
         BodyLimitMiddleware, max_bytes=limits.max_upload_bytes, max_mb=limits.max_upload_mb
     )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    for module in (health, companions, sessions, generate, tokens, realtime):
+    for module in (health, companions, sessions, generate, tokens, avatar, realtime):
         app.include_router(module.router)
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="demo")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from avatar.errors import ConfigValueError
+from serve.livekit.settings import RealtimeSettings
 
 __all__ = ["LiveKitSettings", "Limits", "ServeSettings", "parse_api_keys"]
 
@@ -70,6 +71,8 @@ class ServeSettings:
         limits: request and capacity limits.
         session_idle_ttl_s, cleanup_interval_s, cache_entries: session lifetime and cache.
         token_ttl_s: LiveKit token lifetime (<= 600 s); agent_name: the avatar worker's name.
+        realtime: the real-time sessions (config node ``realtime``): audio rate, idle lead,
+            listening, sessions per worker process.
     """
 
     host: str
@@ -87,6 +90,7 @@ class ServeSettings:
     cache_entries: int
     token_ttl_s: int
     agent_name: str
+    realtime: RealtimeSettings
 
     def __post_init__(self) -> None:
         if self.default_size not in self.sizes:
@@ -127,6 +131,7 @@ class ServeSettings:
             cache_entries=int(sessions["cache_entries"]),
             token_ttl_s=int(tokens["ttl_s"]),
             agent_name=str(tokens["agent_name"]),
+            realtime=RealtimeSettings.from_config(cfg["realtime"]),
         )
 
 

@@ -66,7 +66,7 @@ LIGHTNING_HOMES = ("avatar/lit/*", "avatar/data/*", "avatar/train.py")
 SERVE_ENTRY_POINTS = tuple(
     f"serve/{folder}{name}"
     for folder in ("", "*/")
-    for name in ("app.py", "worker.py", "config.py", "__main__.py")
+    for name in ("app.py", "worker.py", "simulate.py", "config.py", "__main__.py")
 )
 HYDRA_HOMES = (
     "avatar/config.py",

@@ -50,9 +50,9 @@ class RealtimeSettings:
     @classmethod
     def default(cls) -> RealtimeSettings:
         """The shipped defaults (``configs/realtime/default.yaml``)."""
-        from omegaconf import OmegaConf
+        import yaml
 
         from avatar.companion import configs_dir
 
-        node = OmegaConf.to_container(OmegaConf.load(configs_dir() / "realtime" / "default.yaml"))
-        return cls.from_config(node)  # type: ignore[arg-type]
+        text = (configs_dir() / "realtime" / "default.yaml").read_text(encoding="utf-8")
+        return cls.from_config(yaml.safe_load(text))

@@ -93,6 +93,16 @@ ROUTES: dict[tuple[str, str], tuple[str, Callable[[Ids], list[Call]]]] = {
         "404",
         lambda i: [("POST", f"/v1/sessions/{i.session}/token", {"json": {"name": "Mallory"}})],
     ),
+    ("POST", "/v1/sessions/{session_id}/avatar"): (
+        "404",
+        lambda i: [
+            (
+                "POST",
+                f"/v1/sessions/{i.session}/avatar",
+                {"json": {"room": "call-mallory", "agent_identity": "agent-mallory"}},
+            )
+        ],
+    ),
     ("GET", "/v1/realtime"): ("same-for-all", lambda i: [("GET", "/v1/realtime", {})]),
 }
 
