@@ -9,7 +9,7 @@ DEPS := pyproject.toml Makefile
 
 PORT ?= 8000
 
-.PHONY: help install web demo test serve bench bench-stream bench-concurrency bench-serve eval eval-motion eval-sync train train-sync clean
+.PHONY: help install web demo test serve bench bench-stream bench-concurrency bench-serve bench-realtime worker eval eval-motion eval-sync train train-sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -91,6 +91,12 @@ bench-concurrency: $(STAMP)  ## one shared pipeline: 8 requests serial vs 4 thre
 
 bench-serve: $(STAMP)  ## the API on loopback at 512 px: p50/p95 at concurrency 1-8, throughput, RSS
 	$(BIN)/python benchmarks/bench_serve.py
+
+bench-realtime: $(STAMP)  ## live calls: N concurrent 25 fps streams at 256 and 512 px, missed deadlines
+	$(BIN)/python benchmarks/bench_realtime.py
+
+worker: $(STAMP)  ## the LiveKit avatar worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)
+	$(BIN)/python -m serve.worker dev
 
 clean:  ## remove outputs (keeps .venv)
 	rm -rf out outputs .pytest_cache

@@ -14,8 +14,8 @@ and ``exp`` come from one clock reading, so ``exp - nbf`` is exactly ``ttl_s``
 (``AccessToken.to_jwt`` reads the clock twice and can give one second more). The claims are
 built with ``livekit-api``'s ``AccessToken`` and signed HS256 with the API secret, as it does.
 
-:func:`dispatch_avatar` asks LiveKit's agent dispatch API to send the worker into the room,
-once per room (an existing dispatch of the same agent is reused).
+:func:`dispatch_avatar` asks LiveKit's agent dispatch API to send the worker into a room (an
+identical dispatch already there is reused).
 """
 
 from __future__ import annotations
@@ -174,7 +174,11 @@ def dispatch_metadata(session: Session) -> str:
 
 
 async def dispatch_avatar(lk: LiveKitSettings, *, agent_name: str, room: str, metadata: str) -> str:
-    """Dispatch the avatar worker (``agent_name``) into ``room``, once; returns the dispatch id.
+    """Dispatch the avatar worker (``agent_name``) into ``room``; returns the dispatch id.
+
+    A dispatch of the same agent with the same metadata already in the room is reused (a
+    retried request sends no second avatar); other metadata (another voice agent, say) gets a
+    dispatch of its own.
 
     Raises:
         livekit.api.twirp_client.ServerError: LiveKit refused (e.g. a bad key).
@@ -182,7 +186,7 @@ async def dispatch_avatar(lk: LiveKitSettings, *, agent_name: str, room: str, me
     """
     async with api.LiveKitAPI(lk.url, lk.api_key, lk.api_secret) as client:
         for existing in await client.agent_dispatch.list_dispatch(room_name=room):
-            if existing.agent_name == agent_name:
+            if existing.agent_name == agent_name and existing.metadata == metadata:
                 return existing.id
         request = api.CreateAgentDispatchRequest(
             agent_name=agent_name, room=room, metadata=metadata

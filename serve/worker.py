@@ -43,7 +43,7 @@ from livekit.agents.voice.avatar import DataStreamAudioReceiver
 from livekit.agents.worker import ServerEnvOption
 
 from avatar.companion import CompanionSpec
-from serve.livekit.companion import open_generator
+from serve.livekit.companion import open_generator, warm_up
 from serve.livekit.generator import CompanionVideoGenerator
 from serve.livekit.runner import CompanionAvatarRunner
 from serve.livekit_tokens import ATTRIBUTE_PUBLISH_ON_BEHALF, avatar_identity
@@ -221,8 +221,7 @@ class Prewarm:
         state = ServeState(settings, Store(settings.database_url), make_pipeline)
         # warm the default size: its renderer, the mouth model and the behaviour track load
         # here, before a call waits for them
-        pipeline = state.pipeline(settings.default_size)
-        _ = pipeline.learned, pipeline.behaviour
+        warm_up(state.pipeline(settings.default_size))
         proc.userdata[USERDATA_KEY] = state
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,3 +27,13 @@ def image_limits() -> dict[str, Any]:
     """``load_image`` limits of ``configs/render.yaml``'s ``identity`` node."""
     node = yaml.safe_load((configs_dir() / "render.yaml").read_text())["identity"]
     return {"max_megapixels": node["max_image_megapixels"], "max_side": node["max_image_side"]}
+
+
+def pyannote_sample() -> Path | None:
+    """The recorded telephone conversation the pyannote.audio wheel ships (``sample.wav``,
+    16 kHz, two speakers; installed with --no-deps by the Makefile), or None when absent."""
+    spec = importlib.util.find_spec("pyannote")
+    if not spec or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "audio" / "sample" / "sample.wav"
+    return path if path.exists() else None

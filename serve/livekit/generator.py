@@ -214,6 +214,7 @@ class CompanionVideoGenerator(VideoGenerator):
             await self._av_sync.push(audio_frame(silence, self.audio_sample_rate))
 
     async def _stream(self) -> AsyncIterator[Item]:
+        self._wake = asyncio.Event()  # of the loop this iteration runs on
         while not self._closed:
             if self._reset_due:
                 self._reset_due = False

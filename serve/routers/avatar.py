@@ -19,10 +19,8 @@ retried request does not send a second avatar.
 from __future__ import annotations
 
 import json
-import logging
 
 from fastapi import APIRouter, Request
-from livekit import api
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -34,10 +32,8 @@ from serve.livekit_tokens import (
     room_name,
 )
 from serve.problems import Problem
-from serve.settings import LiveKitSettings
+from serve.routers.livekit_dispatch import dispatch_or_503, livekit_of
 from serve.state import ServeState
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/sessions", tags=["real time"])
 
@@ -88,13 +84,7 @@ async def avatar(session_id: str, body: AvatarIn, request: Request, who: Caller)
     spec = await run_in_threadpool(state.spec, who.id, session.companion_id)
     identity = avatar_identity(session.id)
     _check_names(body, own_room=room_name(session.id), identity=identity)
-    lk = state.settings.livekit
-    if lk is None:
-        raise Problem(
-            503,
-            "real time is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
-            kind="livekit-not-configured",
-        )
+    lk = livekit_of(state)
     metadata = json.loads(dispatch_metadata(session))
     metadata.update(
         room=body.room,
@@ -102,19 +92,9 @@ async def avatar(session_id: str, body: AvatarIn, request: Request, who: Caller)
         avatar_identity=identity,
         companion_name=spec.name,
     )
-    try:
-        dispatch_id = await _dispatch(
-            lk, state.settings.agent_name, body.room, json.dumps(metadata, sort_keys=True)
-        )
-    except Exception as exc:  # the server is configured but unreachable or refusing
-        log.warning("agent dispatch to %s failed: %s", lk.url, exc)
-        raise Problem(
-            503,
-            f"LiveKit at {lk.url} did not accept the avatar's dispatch ({type(exc).__name__}); "
-            "check LIVEKIT_URL and the API key, or retry",
-            kind="livekit-unavailable",
-            headers={"Retry-After": "5"},
-        ) from None
+    dispatch_id = await dispatch_or_503(
+        state, lk, room=body.room, metadata=json.dumps(metadata, sort_keys=True)
+    )
     await run_in_threadpool(
         state.store.touch_session, session.id, state.settings.session_idle_ttl_s
     )
@@ -139,17 +119,3 @@ def _check_names(body: AvatarIn, *, own_room: str, identity: str) -> None:
         raise Problem(
             422, "agent_identity: that is the avatar's own identity", kind="invalid-request"
         )
-
-
-async def _dispatch(lk: LiveKitSettings, agent_name: str, room: str, metadata: str) -> str:
-    """The id of a dispatch of ``agent_name`` into ``room`` with ``metadata`` (an identical one
-    already there is reused)."""
-    async with api.LiveKitAPI(lk.url, lk.api_key, lk.api_secret) as client:
-        for existing in await client.agent_dispatch.list_dispatch(room_name=room):
-            if existing.agent_name == agent_name and existing.metadata == metadata:
-                return existing.id
-        request = api.CreateAgentDispatchRequest(
-            agent_name=agent_name, room=room, metadata=metadata
-        )
-        dispatch = await client.agent_dispatch.create_dispatch(request)
-        return dispatch.id

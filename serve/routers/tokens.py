@@ -9,24 +9,20 @@ the dispatch, 503 with ``Retry-After``.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from serve.auth import Caller
 from serve.livekit_tokens import (
     RESERVED_IDENTITY_PREFIXES,
-    dispatch_avatar,
     dispatch_metadata,
     room_name,
     user_token,
 )
 from serve.problems import Problem
+from serve.routers.livekit_dispatch import dispatch_or_503, livekit_of
 from serve.schemas import TokenIn, TokenOut
 from serve.state import ServeState
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/sessions", tags=["real time"])
 
@@ -48,29 +44,11 @@ async def token(session_id: str, body: TokenIn, request: Request, who: Caller) -
             "which are reserved for the avatar and agents; choose another",
             kind="invalid-request",
         )
-    lk = state.settings.livekit
-    if lk is None:
-        raise Problem(
-            503,
-            "real time is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
-            kind="livekit-not-configured",
-        )
+    lk = livekit_of(state)
     room = room_name(session.id)
     ttl_s = state.settings.token_ttl_s
     minted = user_token(lk, room=room, identity=identity, name=body.name or identity, ttl_s=ttl_s)
-    try:
-        await dispatch_avatar(
-            lk, agent_name=state.settings.agent_name, room=room, metadata=dispatch_metadata(session)
-        )
-    except Exception as exc:  # the server is configured but unreachable or refusing
-        log.warning("agent dispatch to %s failed: %s", lk.url, exc)
-        raise Problem(
-            503,
-            f"LiveKit at {lk.url} did not accept the avatar's dispatch ({type(exc).__name__}); "
-            "check LIVEKIT_URL and the API key, or retry",
-            kind="livekit-unavailable",
-            headers={"Retry-After": "5"},
-        ) from None
+    await dispatch_or_503(state, lk, room=room, metadata=dispatch_metadata(session))
     await run_in_threadpool(
         state.store.touch_session, session.id, state.settings.session_idle_ttl_s
     )

@@ -6,7 +6,6 @@ as its sample (installed with --no-deps by the Makefile and read from site-packa
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +17,11 @@ from avatar.audio import resample
 from avatar.config import compose, pipeline_from_config
 from avatar.media import read_audio, read_mp4, write_wav
 from avatar.pipeline import Audio
+from tests.settings import pyannote_sample
 
-_spec = importlib.util.find_spec("pyannote")
-SAMPLE = (
-    Path(next(iter(_spec.submodule_search_locations))) / "audio" / "sample" / "sample.wav"
-    if _spec and _spec.submodule_search_locations
-    else None
-)
+SAMPLE = pyannote_sample()
 pytestmark = pytest.mark.skipif(
-    SAMPLE is None or not SAMPLE.exists(), reason="pyannote.audio sample absent (make install)"
+    SAMPLE is None, reason="pyannote.audio sample absent (make install)"
 )
 # 6.4-9.8 s of the sample: "Hello?" / "Hello?" / "Oh, hello. I didn't know you were there."
 START, END = 6.4, 9.8

@@ -177,10 +177,15 @@ def serve_process(tmp_path: Path, identity_cache: Path) -> Iterator[Callable[...
         return LiveServer(url=url, var_dir=var_dir, pid=proc.pid, log=log)
 
     yield start
-    for proc in started:
+    stop_processes(started, timeout_s=30)
+
+
+def stop_processes(procs: list[subprocess.Popen], *, timeout_s: float) -> None:
+    """SIGTERM each process, then SIGKILL the ones still running after ``timeout_s``."""
+    for proc in procs:
         proc.terminate()
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -36,7 +36,7 @@ from livekit.agents.voice.avatar import DataStreamAudioOutput
 
 from serve.livekit.plugin import CompanionAvatar
 from serve.livekit_tokens import ATTRIBUTE_PUBLISH_ON_BEHALF
-from tests.serve.conftest import KEYS, LiveServer
+from tests.serve.conftest import KEYS, LiveServer, stop_processes
 from tests.serve.livekit.helpers import tone_bursts
 
 REAL = {k: os.environ.get(k, "") for k in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")}
@@ -96,13 +96,7 @@ def worker_process(tmp_path: Path, identity_cache: Path) -> Iterator[Callable[[P
         return log
 
     yield start
-    for proc in started:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_processes(started, timeout_s=60)
 
 
 def _speech_frames() -> list[rtc.AudioFrame]:

@@ -8,7 +8,6 @@ MediaPipe mouth aperture and blinks, the A/V offset, pause closure and ID-dlib i
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +18,11 @@ import pytest
 pytest.importorskip("torch")
 
 from avatar.media import read_audio, read_mp4, write_wav  # noqa: E402
+from tests.settings import pyannote_sample  # noqa: E402
 
-_spec = importlib.util.find_spec("pyannote")
-SAMPLE = (
-    Path(next(iter(_spec.submodule_search_locations))) / "audio" / "sample" / "sample.wav"
-    if _spec and _spec.submodule_search_locations
-    else None
-)
+SAMPLE = pyannote_sample()
 pytestmark = pytest.mark.skipif(
-    SAMPLE is None or not SAMPLE.exists(), reason="pyannote.audio sample absent (make install)"
+    SAMPLE is None, reason="pyannote.audio sample absent (make install)"
 )
 FPS = 25
 START, END = 3.0, 9.8  # seconds of the sample: two voices, with pauses
