@@ -269,8 +269,9 @@ class StreamingSession:
         self.stream.close()
 
 
-def learned_loader(*, ckpt_path: str) -> Callable[[], object]:
-    """A loader for the audio-to-motion checkpoint that imports torch only when called."""
+def learned_loader(*, ckpt_path: str, streaming_runtime: str) -> Callable[[], object]:
+    """A loader for the audio-to-motion checkpoint that imports torch only when called
+    (``streaming_runtime``: see :class:`~avatar.motion.learned.LearnedMotion`)."""
 
     def load() -> object:
         if not Path(ckpt_path).is_file():
@@ -284,7 +285,7 @@ def learned_loader(*, ckpt_path: str) -> Callable[[], object]:
             raise WeightsMissingError(
                 f"the learned mouth needs torch ({e}); install the project with `.[train]`"
             ) from None
-        return LearnedMotion.load(ckpt_path)
+        return LearnedMotion.load(ckpt_path, streaming_runtime=streaming_runtime)
 
     return load
 

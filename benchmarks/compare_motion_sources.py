@@ -76,7 +76,7 @@ def main() -> None:
         val_fraction=cfg.data.val_fraction,
         seed=cfg.data.seed,
     )["test"][: args.limit]
-    model = LearnedMotion.load(args.ckpt)
+    model = LearnedMotion.load(args.ckpt, streaming_runtime="torch")  # offline only
     aligner = instantiate(OmegaConf.load(configs_dir() / "aligner" / "pocketsphinx.yaml"))
     rows: dict[str, list[dict]] = {
         "aligner+transcript": [],

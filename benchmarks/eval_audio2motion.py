@@ -103,7 +103,7 @@ def main() -> None:
         val_fraction=cfg.data.val_fraction,
         seed=cfg.data.seed,
     )
-    model = LearnedMotion.load(args.ckpt)
+    model = LearnedMotion.load(args.ckpt, streaming_runtime="torch")  # offline only
     test, val = splits["test"], splits["val"]
     if args.limit:
         test, val = test[: args.limit], val[: args.limit]

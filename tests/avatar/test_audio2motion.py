@@ -111,7 +111,7 @@ def test_training_lowers_the_loss(cfg_tiny):
 
 
 def test_streaming_equals_offline(net):
-    lm = LearnedMotion(net)
+    lm = LearnedMotion(net, streaming_runtime="torch")
     audio = np.random.default_rng(1).standard_normal(16000 * 2 + 77).astype(np.float32) * 0.1
     offline = lm.predict(audio, 16000)
     stream, frames = lm.stream(), []
@@ -166,7 +166,7 @@ def test_load_from_checkpoint_alone(net, tmp_path):
         store_net_config(ckpt, net)
         torch.save(ckpt, raw)
         path = export_checkpoint(raw, tmp_path / "a2m.ckpt")
-    lm = LearnedMotion.load(path)
+    lm = LearnedMotion.load(path, streaming_runtime="torch")
     mouth = lm.predict(np.zeros(24000, np.float32), 24000)  # resampled to the model's rate
     assert mouth.shape == (25, 7) and np.isfinite(mouth).all()
     assert lm.fps == 25 and lm.latency_s <= 0.1

@@ -205,7 +205,7 @@ def test_wrong_class_is_refused(tmp_path: Path) -> None:
     from avatar.motion.learned import LearnedMotion
 
     with pytest.raises(WeightsMissingError, match="not a avatar.modules.audio2motion.Audio2Motion"):
-        LearnedMotion.load(path)
+        LearnedMotion.load(path, streaming_runtime="torch")
 
 
 @pytest.mark.parametrize(

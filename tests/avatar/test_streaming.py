@@ -26,7 +26,7 @@ def pipeline(render_config_overrides):
     torch.manual_seed(0)
     net = instantiate(compose("train", ["model=tiny", "data=synthetic", "~logger"]).model.net)
     cfg = compose("render", [*render_config_overrides, "renderer.size=128"])
-    return pipeline_from_config(cfg, learned=lambda: LearnedMotion(net))
+    return pipeline_from_config(cfg, learned=lambda: LearnedMotion(net, streaming_runtime="torch"))
 
 
 @pytest.fixture(scope="module")
