@@ -27,6 +27,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,9 @@ class CompanionVideoGenerator(VideoGenerator):
         self._reset_due = False
         self._closed = False
         self._av_sync: rtc.AVSynchronizer | None = None
+        # one thread for every session call: the model's and renderer's per-thread caches
+        # stay warm (a pool rotating threads made each call about twice as slow)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="companion-frames")
         self._anchor: float | None = None  # clock time of frame 0 of the playout clock
         self._yielded = 0  # frames on the playout clock
         self._new_utterance()
@@ -162,6 +166,7 @@ class CompanionVideoGenerator(VideoGenerator):
         """Stop the iterator (it returns after the frame in progress)."""
         self._closed = True
         self._wake.set()
+        self._worker.shutdown(wait=False)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -176,9 +181,11 @@ class CompanionVideoGenerator(VideoGenerator):
     async def _compute(
         self, fn: Callable[..., list[RenderedFrame]], *args: Any
     ) -> list[RenderedFrame]:
-        """Run a session call in a worker thread (renders take milliseconds), timed."""
+        """Run a session call on the generator's thread (renders take milliseconds), timed."""
+        if self._closed:
+            return []
         start = time.perf_counter()
-        frames = await asyncio.to_thread(fn, *args)
+        frames = await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
         spent = time.perf_counter() - start
         self.stats.compute_total_s += spent
         if frames:
