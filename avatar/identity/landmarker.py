@@ -20,13 +20,16 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mediapipe as mp
 import numpy as np
-from mediapipe.tasks.python import BaseOptions, vision
 
 from avatar.errors import WeightsMissingError
 from avatar.identity.topology import EYE_L_OUTER, EYE_R_OUTER, mesh_triangles
+
+if TYPE_CHECKING:  # MediaPipe takes 0.5 s to import: only when a face is looked for
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +173,13 @@ def observations_from_result(
     return faces
 
 
-def _options(mode: vision.RunningMode, num_faces: int, **kw: float) -> vision.FaceLandmarkerOptions:
+def _options(mode: str, num_faces: int, **kw: float) -> vision.FaceLandmarkerOptions:
+    """Landmarker options for ``mode`` (``IMAGE`` or ``VIDEO``, a ``vision.RunningMode`` name)."""
+    from mediapipe.tasks.python import BaseOptions, vision
+
     return vision.FaceLandmarkerOptions(
         base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
-        running_mode=mode,
+        running_mode=vision.RunningMode[mode],
         num_faces=num_faces,
         output_face_blendshapes=True,
         output_facial_transformation_matrixes=True,
@@ -212,6 +218,8 @@ def _create(options: vision.FaceLandmarkerOptions) -> vision.FaceLandmarker:
     signal connector at the end of a fit) re-arms the default action, and the next tick kills the
     process ("Profiling timer expired"). Recording SIG_IGN here keeps it ignored.
     """
+    from mediapipe.tasks.python import vision
+
     landmarker = vision.FaceLandmarker.create_from_options(options)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGPROF, signal.SIG_IGN)
@@ -223,6 +231,8 @@ def as_mp_image(image_rgb: np.ndarray) -> mp.Image:
     arr = np.asarray(image_rgb)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"expected (H, W, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
+    import mediapipe as mp
+
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(arr))
 
 
@@ -240,7 +250,7 @@ def run_image_landmarker(
     with _LOCK:
         landmarker = _IMAGE_LANDMARKERS.get(num_faces)
         if landmarker is None:
-            landmarker = _create(_options(vision.RunningMode.IMAGE, num_faces))
+            landmarker = _create(_options("IMAGE", num_faces))
             _IMAGE_LANDMARKERS[num_faces] = landmarker
         result = landmarker.detect(image)
     return observations_from_result(result, image.width, image.height, offset)
@@ -264,7 +274,7 @@ class FaceTracker:
         """
         self._landmarker: vision.FaceLandmarker | None = _create(
             _options(
-                vision.RunningMode.VIDEO,
+                "VIDEO",
                 1,
                 min_face_detection_confidence=min_confidence,
                 min_face_presence_confidence=min_confidence,

@@ -2,7 +2,10 @@
 
 Indices refer to the rows of a (478, 3) landmark array from :mod:`avatar.identity.landmarker`.
 The lists are read from ``mediapipe.tasks.python.vision.FaceLandmarksConnections`` and chained into
-ordered paths, so they follow MediaPipe's own topology instead of hand-typed copies.
+ordered paths, so they follow MediaPipe's own topology instead of hand-typed copies. Importing
+that package takes about 0.5 s (it loads matplotlib), so the connection lists it gives are kept
+in a small JSON file per MediaPipe version in the cache root (``$AVATAR_CACHE_DIR`` or
+``~/.cache/companion-avatar``) and read from there by later processes.
 
 Sides are named as seen in the image: ``EYE_L_*`` is the eye on the image's left, which is the
 subject's right eye (MediaPipe's ``RIGHT_EYE``, corners 33 and 133). This matches the
@@ -11,11 +14,18 @@ subject's right eye (MediaPipe's ``RIGHT_EYE``, corners 33 and 133). This matche
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
 from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
-from mediapipe.tasks.python.vision import FaceLandmarksConnections as _Conn
+
+log = logging.getLogger(__name__)
 
 NUM_LANDMARKS = 478
 """Points per face: 468 mesh vertices plus 10 iris points."""
@@ -42,8 +52,55 @@ def _chain(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
     return paths
 
 
-def _pairs(connections: Sequence[_Conn.Connection]) -> list[tuple[int, int]]:
-    return [(int(c.start), int(c.end)) for c in connections]
+CONNECTIONS = (
+    "FACE_LANDMARKS_LIPS",
+    "FACE_LANDMARKS_RIGHT_EYE",
+    "FACE_LANDMARKS_LEFT_EYE",
+    "FACE_LANDMARKS_RIGHT_IRIS",
+    "FACE_LANDMARKS_LEFT_IRIS",
+    "FACE_LANDMARKS_FACE_OVAL",
+    "FACE_LANDMARKS_RIGHT_EYEBROW",
+    "FACE_LANDMARKS_LEFT_EYEBROW",
+    "FACE_LANDMARKS_TESSELATION",
+)
+"""The ``FaceLandmarksConnections`` lists this module reads."""
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("AVATAR_CACHE_DIR") or "~/.cache/companion-avatar"
+    return Path(root).expanduser() / f"face-topology-mediapipe-{version('mediapipe')}.json"
+
+
+def _from_mediapipe() -> dict[str, list[tuple[int, int]]]:
+    from mediapipe.tasks.python.vision import FaceLandmarksConnections as conn
+
+    return {name: [(int(c.start), int(c.end)) for c in getattr(conn, name)] for name in CONNECTIONS}
+
+
+def _connections() -> dict[str, list[tuple[int, int]]]:
+    """MediaPipe's connection lists as (start, end) pairs: from the cache file when it holds
+    them, else from MediaPipe (then written there atomically; a cache that cannot be written
+    is skipped)."""
+    path = _cache_file()
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if sorted(stored) == sorted(CONNECTIONS):
+            return {k: [(int(a), int(b)) for a, b in v] for k, v in stored.items()}
+    except (OSError, ValueError, TypeError):
+        pass
+    found = _from_mediapipe()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".topology-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(found, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("face topology not cached at %s: %s", path, exc)
+    return found
+
+
+_CONN = _connections()
 
 
 def _split_upper_lower(paths: list[list[int]], upper_mark: int) -> tuple[list[int], list[int]]:
@@ -55,7 +112,7 @@ def _split_upper_lower(paths: list[list[int]], upper_mark: int) -> tuple[list[in
     return upper, lower
 
 
-_lip_paths = _chain(_pairs(_Conn.FACE_LANDMARKS_LIPS))
+_lip_paths = _chain(_CONN["FACE_LANDMARKS_LIPS"])
 _outer = [p for p in _lip_paths if p[0] == 61]
 _inner = [p for p in _lip_paths if p[0] == 78]
 
@@ -70,11 +127,11 @@ LIPS_INNER = LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1][1:-1]
 
 # MediaPipe "RIGHT" is the subject's right, which is the image left.
 EYE_L_UPPER, EYE_L_LOWER = _split_upper_lower(
-    _chain(_pairs(_Conn.FACE_LANDMARKS_RIGHT_EYE)), upper_mark=159
+    _chain(_CONN["FACE_LANDMARKS_RIGHT_EYE"]), upper_mark=159
 )
 """Image-left eye lids, each ordered from outer corner 33 to inner corner 133."""
 EYE_R_UPPER, EYE_R_LOWER = _split_upper_lower(
-    _chain(_pairs(_Conn.FACE_LANDMARKS_LEFT_EYE)), upper_mark=386
+    _chain(_CONN["FACE_LANDMARKS_LEFT_EYE"]), upper_mark=386
 )
 """Image-right eye lids, each ordered from outer corner 263 to inner corner 362."""
 EYE_L = EYE_L_UPPER + EYE_L_LOWER[::-1][1:-1]
@@ -90,15 +147,15 @@ IRIS_L_CENTER = 468
 IRIS_R_CENTER = 473
 IRIS = list(range(468, 478))
 """All ten iris points (468-477)."""
-assert sorted({i for c in _Conn.FACE_LANDMARKS_RIGHT_IRIS for i in (c.start, c.end)}) == IRIS_L
-assert sorted({i for c in _Conn.FACE_LANDMARKS_LEFT_IRIS for i in (c.start, c.end)}) == IRIS_R
+assert sorted({i for pair in _CONN["FACE_LANDMARKS_RIGHT_IRIS"] for i in pair}) == IRIS_L
+assert sorted({i for pair in _CONN["FACE_LANDMARKS_LEFT_IRIS"] for i in pair}) == IRIS_R
 
-(FACE_OVAL,) = _chain(_pairs(_Conn.FACE_LANDMARKS_FACE_OVAL))
+(FACE_OVAL,) = _chain(_CONN["FACE_LANDMARKS_FACE_OVAL"])
 """Closed face-oval polygon, clockwise in the image from the forehead top (10); chin is 152."""
 
-BROW_L_LOWER, BROW_L_UPPER = _chain(_pairs(_Conn.FACE_LANDMARKS_RIGHT_EYEBROW))
+BROW_L_LOWER, BROW_L_UPPER = _chain(_CONN["FACE_LANDMARKS_RIGHT_EYEBROW"])
 """Image-left brow: lower edge (46 -> 55) and upper edge (70 -> 107), outer to inner."""
-BROW_R_LOWER, BROW_R_UPPER = _chain(_pairs(_Conn.FACE_LANDMARKS_LEFT_EYEBROW))
+BROW_R_LOWER, BROW_R_UPPER = _chain(_CONN["FACE_LANDMARKS_LEFT_EYEBROW"])
 """Image-right brow: lower edge (276 -> 285) and upper edge (300 -> 336), outer to inner."""
 BROW_L = BROW_L_UPPER + BROW_L_LOWER[::-1]
 """Closed image-left brow polygon."""
@@ -122,7 +179,7 @@ NOSE_TIP, CHIN, FOREHEAD = 1, 152, 10
 
 @lru_cache(maxsize=1)
 def _triangles() -> np.ndarray:
-    edges = _pairs(_Conn.FACE_LANDMARKS_TESSELATION)
+    edges = _CONN["FACE_LANDMARKS_TESSELATION"]
     if len(edges) % 3:
         raise RuntimeError(f"tesselation has {len(edges)} edges, not a multiple of 3")
     tris: list[tuple[int, int, int]] = []
