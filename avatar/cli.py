@@ -38,7 +38,7 @@ from avatar.pipeline import Pipeline, RenderResult
 from avatar.quiet import NativeStderrFilter, quiet_native_logs
 from avatar.render_request import MODE_KEYS, Request, make_request
 
-__all__ = ["main", "request_from_config", "run"]
+__all__ = ["hydra_for_one_call", "main", "request_from_config", "run"]
 
 log = logging.getLogger("avatar.render")
 
@@ -161,7 +161,7 @@ def _signals_stop_the_render() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _hydra_for_one_call(argv: Sequence[str]) -> Iterator[None]:
+def hydra_for_one_call(argv: Sequence[str]) -> Iterator[None]:
     """``sys.argv`` set to ``argv``, Hydra's errors raised (not printed) and the logging setup
     put back afterwards, so that :func:`run` can be called in a process more than once."""
     saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
@@ -212,7 +212,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 errors.append(exc)
 
         try:
-            with _hydra_for_one_call(argv), _signals_stop_the_render():
+            with hydra_for_one_call(argv), _signals_stop_the_render():
                 _hydra_app(job)()
         except SystemExit as exc:  # --help, --cfg job, argparse errors
             code = exc.code

@@ -22,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import avatar.config  # noqa: F401  (registers the ${repo:...} config resolver)
+from avatar.cli import hydra_for_one_call
 from avatar.companion import configs_dir
 from avatar.entry_errors import report
 from avatar.errors import ConfigValueError
@@ -99,7 +100,7 @@ def main() -> None:
             errors.append(exc)
 
     app = hydra.main(config_path=str(configs_dir()), config_name="simulate", version_base="1.3")
-    with quiet_native_logs():
+    with quiet_native_logs(), hydra_for_one_call(sys.argv[1:]):  # Hydra's errors raised
         try:
             app(job)()
         except SystemExit as exc:

@@ -112,3 +112,28 @@ def test_what_a_viewer_sees(published):
     still = np.abs(np.diff(frames, axis=0)).max(axis=(1, 2, 3)) <= 2  # H.264 noise aside
     longest = max(len(run) for run in "".join("1" if s else "0" for s in still).split("0"))
     assert longest < 2 * FPS, f"{longest} frames without motion in the idle tail"
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ([], "give audio="),
+        (["audio=missing.wav"], "missing.wav"),
+        (["audio={speech}", "text=hello"], "not a simulate key"),
+        (["audio={speech}", "tail_s=-1"], "tail_s"),
+        (["audio={speech}", "realtime.bogus=1"], "realtime.bogus"),
+    ],
+    ids=["nothing-to-play", "missing-file", "text-mode-key", "negative-tail", "unknown-key"],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, named):
+    speech = tmp_path / "speech.wav"
+    write_wav(speech, np.zeros(1600, np.float32), 16000)
+    out = tmp_path / "published.mp4"
+    cmd = [sys.executable, "-m", "serve.simulate", f"out={out}", f"hydra.run.dir={tmp_path}/run"]
+    done = subprocess.run(
+        cmd + [a.format(speech=speech) for a in args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and named in errors[0], done.stderr[-2000:]
+    assert not out.exists()
