@@ -46,9 +46,8 @@ def write_published_mp4(
     if not recording.video:
         raise ValueError("no video was published")
     t0 = recording.video[0][0]
-    audio = aligned_audio(recording, t0)
-    end = max(recording.video[-1][0] - t0 + 1.0 / fps, len(audio) / recording.sample_rate)
-    n_slots = max(int(np.floor(min(end, len(audio) / recording.sample_rate) * fps)), 1)
+    audio = aligned_audio(recording, t0)  # the stream runs on after the last frame
+    n_slots = max(int(np.floor(len(audio) / recording.sample_rate * fps)), 1)
     height, width = recording.video[0][1].shape[:2]
     with Mp4Writer(
         path, fps=fps, size=(width, height), sample_rate=recording.sample_rate, encoder=encoder

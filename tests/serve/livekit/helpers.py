@@ -39,14 +39,13 @@ def audio_onsets(rec: PublishedRecording, *, level: float = 1000.0) -> list[floa
     the first loud sample."""
     samples = rec.audio_samples().astype(np.float64)
     loud = np.abs(samples) > level
-    onsets, quiet_run = [], rec.sample_rate  # start as if long quiet
+    onsets = []
     gap = int(0.1 * rec.sample_rate)
-    last_loud = -gap - 1
+    last_loud = -gap - 1  # as if long quiet before the start
     for index in np.flatnonzero(loud):
         if index - last_loud > gap:
             onsets.append(index)
         last_loud = index
-    del quiet_run
     start = rec.audio_start()
     return [start + i / rec.sample_rate for i in onsets]
 
