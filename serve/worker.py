@@ -43,6 +43,7 @@ from livekit.agents.voice.avatar import DataStreamAudioReceiver
 from livekit.agents.worker import ServerEnvOption
 
 from avatar.companion import CompanionSpec
+from avatar.errors import ConfigValueError
 from serve.livekit.companion import open_generator, warm_up
 from serve.livekit.generator import CompanionVideoGenerator
 from serve.livekit.runner import CompanionAvatarRunner
@@ -434,6 +435,30 @@ def split_overrides(args: Sequence[str]) -> tuple[list[str], list[str]]:
     return overrides, [a for a in args if not _OVERRIDE.match(a)]
 
 
+SERVER_COMMANDS = ("start", "dev", "connect")
+"""livekit-agents CLI commands that connect to a LiveKit server."""
+
+
+def check_server_given(settings: ServeSettings, cli_args: Sequence[str]) -> None:
+    """A command that connects to LiveKit needs its URL, key and secret, from the environment
+    (``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``) or as ``--url``,
+    ``--api-key`` and ``--api-secret``.
+
+    Raises:
+        ConfigValueError: a server command without them (``--help`` needs none).
+    """
+    connects = bool(set(cli_args) & set(SERVER_COMMANDS)) and "--help" not in cli_args
+    if settings.livekit is not None or not connects:
+        return
+    given = {a.split("=", 1)[0] for a in cli_args}
+    if not {"--url", "--api-key", "--api-secret"} <= given:
+        raise ConfigValueError(
+            "the avatar worker connects to LiveKit: set LIVEKIT_URL, LIVEKIT_API_KEY and "
+            "LIVEKIT_API_SECRET (or pass --url, --api-key and --api-secret), e.g. "
+            "`livekit-server --dev` with ws://127.0.0.1:7880, devkey, secret"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run livekit-agents' CLI over the avatar worker; returns the exit code."""
     from avatar.entry_errors import report
@@ -442,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides, cli_args = split_overrides(sys.argv[1:] if argv is None else argv)
     try:
         settings, _ = load(overrides)
+        check_server_given(settings, cli_args)
     except Exception as exc:  # bad configuration: one error line, exit 2
         return report(exc)
     server = build_server(settings, overrides)

@@ -328,6 +328,15 @@ def test_the_worker_cli_answers_help_without_a_server() -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and "max_sessions >= 1" in bad.stderr
+    no_server = subprocess.run(
+        [sys.executable, "-m", "serve.worker", "dev"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")},
+    )
+    errors = [line for line in no_server.stderr.splitlines() if line.startswith("error: ")]
+    assert no_server.returncode == 2 and len(errors) == 1 and "LIVEKIT_URL" in errors[0]
 
 
 # -- the call's microphone tap, on a real audio track -----------------------------------------
