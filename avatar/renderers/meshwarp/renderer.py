@@ -1,8 +1,9 @@
 """MeshWarpRenderer: zero-shot, CPU real-time talking head by warping one portrait.
 
 Per frame: the motion channels weight precomputed displacement fields (face rig + head
-rotation), the portrait is resampled once with ``cv2.remap``, and the opened mouth is painted
-over the inner-lip polygon. Nothing is learned and nothing needs torch.
+rotation), the region that moves is resampled once from the portrait with ``cv2.remap`` (fixed
+point maps) into a copy of it, and the opened mouth is painted over the inner-lip polygon.
+Nothing is learned and nothing needs torch.
 """
 
 from __future__ import annotations
@@ -132,14 +133,18 @@ class MeshWarpRenderer(Renderer):
 
     def _frame(self, prepared: MeshWarpPrepared, values: dict[str, float]) -> np.ndarray:
         coeffs = effective_channels(values)
-        sample = prepared.fields.backward_map(coeffs)
-        frame = cv2.remap(
-            prepared.portrait,
-            sample[..., 0],
-            sample[..., 1],
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+        frame = prepared.portrait.copy()
+        moved = prepared.fields.backward_map(coeffs)
+        if moved is not None:  # only the region that moves is resampled
+            (y0, x0, y1, x1), sample = moved
+            whole, fraction = cv2.convertMaps(sample, None, cv2.CV_16SC2)
+            frame[y0:y1, x0:x1] = cv2.remap(
+                prepared.portrait,
+                whole,
+                fraction,
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
         if self.mouth_interior:
             paint_mouth(
                 frame,
