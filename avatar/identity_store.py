@@ -1,7 +1,8 @@
 """IdentityStore: companion -> (identity, renderer-prepared state), resolved once, kept in memory.
 
 A served pipeline renders the same few companions over and over, from many threads. The store
-makes each companion cost one derivation (or one disk-cache read) and one ``prepare``:
+makes each companion cost one derivation (or one disk-cache read) and one ``prepare`` (or one
+read of the prepared state cached beside the identity, for renderers that name it):
 
 - entries are keyed by the identity's content key (image bytes + settings, see
   :func:`~avatar.identity.derive.identity_key`); a companion's key is remembered per file
@@ -26,6 +27,7 @@ from avatar.cancel import CancelToken
 from avatar.cancel import check as check_cancel
 from avatar.companion import CompanionSpec
 from avatar.errors import ConfigValueError
+from avatar.identity.cache import cache_root, load_extra, save_extra
 from avatar.identity.derive import IdentitySettings, derive_identity, identity_key
 from avatar.identity.types import AvatarIdentity
 from avatar.renderers.base import Prepared, Renderer
@@ -112,7 +114,7 @@ class IdentityStore:
                 identity = derive_identity(
                     spec, size=self.renderer.size, settings=self.settings, key=key, cancel=cancel
                 )
-                resolved = Resolved(identity, self.renderer.prepare(identity))
+                resolved = Resolved(identity, self._prepare(identity))
                 with self._lock:
                     self.derivations += 1
                     self._entries[key] = resolved
@@ -123,6 +125,28 @@ class IdentityStore:
                 with self._lock:
                     self._pending.pop(key, None)
         return resolved
+
+    def _prepare(self, identity: AvatarIdentity) -> Prepared:
+        """The renderer's prepared state: read from beside the cached identity when it was
+        made before (renderers with a ``cache_name``), else made and stored there."""
+        name = self.renderer.cache_name
+        if not (name and self.settings.use_cache and identity.key):
+            return self.renderer.prepare(identity)
+        root = cache_root(self.settings.cache_dir)
+        arrays = load_extra(root, identity.key, name)
+        if arrays is not None:
+            try:
+                return self.renderer.restore_prepared(identity, arrays)
+            except (KeyError, ValueError) as exc:
+                log.warning(
+                    "cached %s of identity %s does not fit (%s); preparing it again",
+                    name,
+                    identity.key[:12],
+                    exc,
+                )
+        prepared = self.renderer.prepare(identity)
+        save_extra(root, identity.key, name, self.renderer.prepared_arrays(prepared))
+        return prepared
 
     def __len__(self) -> int:
         with self._lock:

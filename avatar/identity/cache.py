@@ -166,3 +166,51 @@ def _write_entry(final: Path, identity: AvatarIdentity) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extra_path(root: Path, key: str, name: str) -> Path:
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"bad cache file name {name!r}")
+    return entry_dir(root, key) / f"{name}.npz"
+
+
+def load_extra(root: Path, key: str, name: str) -> dict[str, np.ndarray] | None:
+    """Arrays stored beside the identity ``key`` under ``name`` (a renderer's prepared state).
+
+    Returns:
+        name -> array, or None when there is no such file or it is unreadable (logged; the
+        caller then makes the state again and overwrites it).
+    """
+    path = _extra_path(root, key, name)
+    try:
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except Exception as exc:  # a broken file means "make it again", never a crash
+        log.warning("cache file %s is unreadable (%s); making it again", path, exc)
+        return None
+
+
+def save_extra(root: Path, key: str, name: str, arrays: dict[str, np.ndarray]) -> bool:
+    """Stores ``arrays`` beside the identity ``key`` atomically (temp file, then rename).
+
+    Only beside an identity entry that exists; a cache that cannot be written is a warning,
+    not an error (as for :func:`save_identity`). Returns whether the file was written.
+    """
+    path = _extra_path(root, key, name)
+    if not path.parent.is_dir():
+        return False
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                np.savez(out, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        log.warning("cache file %s cannot be written (%s); carrying on without it", path, exc)
+        return False
+    return True

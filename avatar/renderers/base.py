@@ -132,6 +132,19 @@ class Renderer(abc.ABC):
         """A real-time stream of ``prepared``."""
         return ChunkStream(self, prepared)
 
+    cache_name: ClassVar[str | None] = None
+    """Names the prepared state's file beside the cached identity (with a format version), or
+    None: :meth:`prepare` runs every time a process first sees an identity."""
+
+    def prepared_arrays(self, prepared: Prepared) -> dict[str, np.ndarray]:
+        """What :meth:`restore_prepared` needs of ``prepared`` (renderers with a cache_name)."""
+        raise NotImplementedError(f"{type(self).__name__} does not cache its prepared state")
+
+    def restore_prepared(self, identity: AvatarIdentity, arrays: dict[str, np.ndarray]) -> Prepared:
+        """``prepare(identity)`` again from its :meth:`prepared_arrays`; raises ValueError
+        (or KeyError) when they do not fit, and the caller then prepares afresh."""
+        raise NotImplementedError(f"{type(self).__name__} does not cache its prepared state")
+
 
 class ChunkStream(RendererStream):
     """A stream for renderers without temporal state: each push is one ``render_chunk``."""

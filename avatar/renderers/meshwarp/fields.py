@@ -173,27 +173,66 @@ class WarpFields:
     """
 
     def __init__(self, landmarks: np.ndarray, size: int, vertex_bases: dict[str, np.ndarray]):
-        self.size, self.coarse_size = size, size // COARSE
         raster = Rasteriser(landmarks, size)
-        self.vertex_bases = vertex_bases
-        self.vertical: dict[str, Field] = {}  # full-resolution pixels
-        self.smooth: dict[str, Field] = {}  # coarse cells
+        vertical: dict[str, Field] = {}  # full-resolution pixels
+        smooth: dict[str, Field] = {}  # coarse cells
         for name, v in vertex_bases.items():
             dense = raster.interpolate(v)
             across = np.concatenate([dense[..., :1], np.zeros_like(dense[..., :1])], -1)
-            self._keep(self.vertical, name, _crop(dense[..., 1:2]))
-            self._keep(self.smooth, name, _crop(_coarse(across)))
+            self._keep(vertical, name, _crop(dense[..., 1:2]))
+            self._keep(smooth, name, _crop(_coarse(across)))
         dense_head = head_fields(landmarks, size, raster)
         for name, f in dense_head.items():
-            self._keep(self.smooth, name, _crop(_coarse(f)))
+            self._keep(smooth, name, _crop(_coarse(f)))
         pts = np.clip(np.round(landmarks[:, :2]).astype(int), 0, size - 1)
-        self.vertex_head = {k: f[pts[:, 1], pts[:, 0]] for k, f in dense_head.items()}
+        vertex_head = {k: f[pts[:, 1], pts[:, 0]] for k, f in dense_head.items()}
+        self._set(landmarks, size, vertex_bases, vertical, smooth, vertex_head)
+
+    def _set(self, landmarks, size, vertex_bases, vertical, smooth, vertex_head) -> None:
+        self.size, self.coarse_size = size, size // COARSE
+        self.vertex_bases, self.vertex_head = vertex_bases, vertex_head
+        self.vertical, self.smooth = vertical, smooth
         self.landmarks = np.asarray(landmarks[:, :2], np.float32)
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
         self.grid = np.stack([xx, yy], axis=-1)  # (S, S, 2) (x, y) of every pixel
         centre = 0.5 * (COARSE - 1)  # a coarse cell's centre, in the pixels it averages
         self.coarse_grid = self.grid[::COARSE, ::COARSE] + np.float32(centre)  # (S/C, S/C, 2)
         self._centre = np.float32(centre)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything :meth:`from_arrays` needs, as named arrays (about 2 MB at 512 px)."""
+        out: dict[str, np.ndarray] = {}
+        for kind, fields in (("vertical", self.vertical), ("smooth", self.smooth)):
+            for name, f in fields.items():
+                out[f"{kind}.{name}"] = f.data
+                out[f"{kind}.{name}.at"] = np.array([f.y0, f.x0], np.int64)
+        out.update({f"bases.{k}": v for k, v in self.vertex_bases.items()})
+        out.update({f"head.{k}": v for k, v in self.vertex_head.items()})
+        return out
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], landmarks: np.ndarray, size: int
+    ) -> WarpFields:
+        """The fields :meth:`to_arrays` stored; ValueError when they do not fit ``size``."""
+        fields: dict[str, dict[str, Field]] = {"vertical": {}, "smooth": {}}
+        for key, data in arrays.items():
+            kind, _, name = key.partition(".")
+            if kind in fields and not name.endswith(".at"):
+                y0, x0 = (int(v) for v in arrays[f"{key}.at"])
+                limit = size if kind == "vertical" else size // COARSE
+                if data.ndim != 3 or y0 < 0 or x0 < 0 or max(y0, x0) + 1 > limit:
+                    raise ValueError(f"{key}: a field outside a {limit}-cell grid")
+                if y0 + data.shape[0] > limit or x0 + data.shape[1] > limit:
+                    raise ValueError(f"{key}: a field outside a {limit}-cell grid")
+                fields[kind][name] = Field(y0, x0, data.astype(np.float32, copy=False))
+        bases = {k[6:]: v for k, v in arrays.items() if k.startswith("bases.")}
+        head = {k[5:]: v for k, v in arrays.items() if k.startswith("head.")}
+        if set(head) != set(HEAD_CHANNELS) or not bases:
+            raise ValueError("vertex displacements are missing")
+        out = cls.__new__(cls)
+        out._set(landmarks, size, bases, fields["vertical"], fields["smooth"], head)
+        return out
 
     @staticmethod
     def _keep(fields: dict[str, Field], name: str, field: Field | None) -> None:
