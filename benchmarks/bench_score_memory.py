@@ -58,7 +58,9 @@ def repeat_clip(source: Path, seconds: float, out: Path) -> Path:
     n_total = round(seconds * clip.fps)
     spf = clip.sample_rate / clip.fps
     h, w = next(iter_video_frames(source))[0].shape[:2]
-    encoder = EncoderSettings(crf=23, preset="veryfast", audio_bitrate=128000)
+    encoder = EncoderSettings(
+        crf=23, preset="veryfast", threads=1, tune=None, x264_params="", audio_bitrate=128000
+    )
     written = 0
     with Mp4Writer(
         out, fps=clip.fps, size=(w, h), sample_rate=clip.sample_rate, encoder=encoder

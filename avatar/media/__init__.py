@@ -22,6 +22,7 @@ from avatar.media.mp4_stream import (
 )
 from avatar.media.mp4_writer import EncoderSettings, Mp4Encoding, Mp4Writer, write_mp4
 from avatar.media.outputs import check_output_path
+from avatar.media.yuv import rgb_to_i420
 
 __all__ = [
     "FRAGMENT_SECONDS",
@@ -41,6 +42,7 @@ __all__ = [
     "probe_mp4",
     "read_audio",
     "read_mp4",
+    "rgb_to_i420",
     "write_mp4",
     "write_wav",
 ]

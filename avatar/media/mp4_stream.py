@@ -37,10 +37,11 @@ the player sooner and cost a little size (one keyframe each)."""
 
 AAC_PRIMING = 1024
 """Samples of encoder delay before FFmpeg's AAC encoder's first real sample (one frame)."""
-# libx264 without look-ahead or B-frames: a frame's packet leaves the encoder a few frames after
-# the frame went in (frame threads), not ~11, so the first fragment (12 frames) is out after ~16
-# frames rather than ~23 (measured at 25 fps).
-_LOW_LATENCY = {"tune": "zerolatency"}
+# libx264 without look-ahead or B-frames (added to the settings' own tune): a frame's packet
+# leaves the encoder a few frames after the frame went in, not ~11, so the first fragment (12
+# frames) is out after ~16 frames rather than ~23 (measured at 25 fps; 16 at 512 px with
+# encoder.threads 1 or 0 alike).
+_LOW_LATENCY_TUNE = "zerolatency"
 
 
 class _SinkFile(io.RawIOBase):
@@ -105,7 +106,8 @@ class Mp4StreamWriter(Mp4Encoding):
                 self._file,
                 # the muxer holds a whole fragment; flush_packets sends it on as soon as it is cut
                 {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
-                {**_LOW_LATENCY, "g": gop, "keyint_min": gop, "sc_threshold": "0"},
+                {"g": gop, "keyint_min": gop, "sc_threshold": "0"},
+                tune=_LOW_LATENCY_TUNE,
             )
         except BaseException:
             self._file.mute()

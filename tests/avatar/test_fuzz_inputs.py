@@ -80,6 +80,7 @@ def test_any_text_is_spoken_or_refused_clearly(pipeline, text: str) -> None:
 NUMERIC_KEYS = [
     "encoder.crf",
     "encoder.audio_bitrate",
+    "encoder.threads",
     "renderer.size",
     "memory.identities",
     "identity.min_eye_distance_px",

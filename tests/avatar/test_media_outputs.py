@@ -22,7 +22,9 @@ from avatar.media.files import (
     temp_beside,
 )
 
-FAST = EncoderSettings(crf=23, preset="ultrafast", audio_bitrate=64000)
+FAST = EncoderSettings(
+    crf=23, preset="ultrafast", threads=1, tune=None, x264_params="", audio_bitrate=64000
+)
 UNWRITABLE_FOR_ROOT = Path("/sys")  # sysfs refuses new files even to root (EACCES)
 
 
@@ -124,7 +126,9 @@ from avatar.media import EncoderSettings, Mp4Writer
 # a file-size limit makes the kernel refuse writes past 64 KiB (EFBIG), as a full disk would
 resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))
 frames = np.random.default_rng(0).integers(0, 255, (40, 128, 128, 3), np.uint8)
-enc = EncoderSettings(crf=23, preset="ultrafast", audio_bitrate=64000)
+enc = EncoderSettings(
+    crf=23, preset="ultrafast", threads=1, tune=None, x264_params="", audio_bitrate=64000
+)
 try:
     with Mp4Writer(sys.argv[1], fps=25, size=(128, 128), sample_rate=16000, encoder=enc) as w:
         w.write_frames(frames)

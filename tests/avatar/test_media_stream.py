@@ -27,7 +27,9 @@ from avatar.media.mp4_reader import mp4_boxes
 from tests.fakes import CountingRenderer, FakeRenderer
 
 FPS, SIZE, SR, N = 25, 64, 24000, 60
-ENC = EncoderSettings(crf=18, preset="veryfast", audio_bitrate=128000)
+ENC = EncoderSettings(
+    crf=18, preset="veryfast", threads=1, tune=None, x264_params="", audio_bitrate=128000
+)
 
 
 def _frames(n: int) -> np.ndarray:

@@ -63,7 +63,9 @@ def test_cli_on_a_clip_with_a_shifted_soundtrack(
         fps=speech_clip.fps,
         audio=shift(speech_clip.audio, speech_clip.sample_rate, speech_clip.fps, k),
         sample_rate=speech_clip.sample_rate,
-        encoder=EncoderSettings(crf=18, preset="veryfast", audio_bitrate=128000),
+        encoder=EncoderSettings(
+            crf=18, preset="veryfast", threads=1, tune=None, x264_params="", audio_bitrate=128000
+        ),
     )
     assert main([f"video={speech_clip.path}"]) == 0
     base = json.loads(capsys.readouterr().out)
@@ -104,7 +106,9 @@ def _short(speech_clip, path: Path, n: int) -> Path:
         fps=speech_clip.fps,
         audio=speech_clip.audio[: round(n * spf)],
         sample_rate=speech_clip.sample_rate,
-        encoder=EncoderSettings(crf=18, preset="veryfast", audio_bitrate=128000),
+        encoder=EncoderSettings(
+            crf=18, preset="veryfast", threads=1, tune=None, x264_params="", audio_bitrate=128000
+        ),
     )
 
 
