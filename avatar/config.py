@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from avatar.companion import CompanionSpec, configs_dir
 from avatar.identity.derive import IdentitySettings
+from avatar.long_text import LongTextSettings
 from avatar.media import EncoderSettings
 from avatar.pipeline import Pipeline
 from avatar.streaming import StreamingSettings
@@ -91,6 +92,7 @@ def pipeline_from_config(cfg: DictConfig | Mapping[str, Any], **components: Any)
         "learned": lambda: instantiate(cfg.learned) if cfg.get("learned") else None,
         "streaming": lambda: StreamingSettings(**_plain(cfg.streaming)),
         "render_threads": lambda: int(cfg.render_threads),
+        "long_text": lambda: LongTextSettings(**_plain(cfg.long_text)),
     }
     unknown = sorted(set(components) - set(builders))
     if unknown:

@@ -27,6 +27,7 @@ from avatar.errors import AvatarError, ConfigValueError
 from avatar.identity.derive import IdentitySettings
 from avatar.identity.types import AvatarIdentity
 from avatar.identity_store import IdentityStore, Resolved
+from avatar.long_text import LongTextSettings, plan_segments, render_segments
 from avatar.media import EncoderSettings, Mp4Sink, check_mp4_output, open_mp4
 from avatar.motion.emotion import EmotionEvent, check_emotion, parse_tags, tag_events
 from avatar.motion.generate import MotionGenerator
@@ -72,6 +73,7 @@ class Pipeline:
             text path); None: the learned mouth is unavailable.
         streaming: settings of the real-time session and the learned-mouth path.
         render_threads: chunks one MP4 render renders at once (beside its encoding thread).
+        long_text: the text limit of ``render_text`` and how longer texts go in segments.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class Pipeline:
         learned: Callable[[], Any] | None,
         streaming: StreamingSettings,
         render_threads: int,
+        long_text: LongTextSettings,
     ) -> None:
         self.voices = voices
         self.aligner = aligner
@@ -97,6 +100,7 @@ class Pipeline:
         if render_threads < 1:
             raise ConfigValueError(f"render_threads must be at least 1, got {render_threads}")
         self.render_threads = int(render_threads)
+        self.long_text = long_text
         self.identities = IdentityStore(
             renderer=renderer, settings=identity, capacity=identities_in_memory
         )
@@ -305,18 +309,27 @@ class Pipeline:
 
         Inline tags such as ``[smile]`` or ``[sad 0.5]`` change the emotion from the next
         word on; ``emotion`` sets the mood from the start (overriding the configured one).
-        ``out`` is a path or a sink, as for :meth:`render_speech`.
+        ``out`` is a path or a sink, as for :meth:`render_speech`. A text longer than
+        ``long_text.max_text_chars`` is refused before any work; one longer than a segment
+        goes in segments (:mod:`avatar.long_text`; the result then holds no ``speech``).
         """
-        check_mp4_output(out)  # before any work
+        out = check_mp4_output(out)  # before any work
         t0 = time.perf_counter()
         spec = load_companion(companion) if isinstance(companion, str) else companion
         clean, tags = parse_tags(text) if isinstance(text, str) else (text, [])
-        check_cancel(cancel)
-        speech = self.speak(clean, voice=spec.voice)
-        events = []
+        mood = None
         if emotion:
-            level = check_emotion(emotion, emotion_intensity)
-            events.append(EmotionEvent(level, emotion_intensity, 0.0))
+            mood = EmotionEvent(check_emotion(emotion, emotion_intensity), emotion_intensity, 0.0)
+        voice = self.voices.get(spec.voice)
+        cap = getattr(voice, "max_chars", None)  # the voice's own per-call limit
+        plan = None
+        if isinstance(clean, str):
+            plan = plan_segments(clean, tags, self.long_text, voice_max_chars=cap)
+        check_cancel(cancel)
+        if plan:
+            return render_segments(self, spec, plan, out, mood=mood, started=t0, cancel=cancel)
+        speech = voice.synthesize(clean)
+        events = [mood] if mood else []
         events += tag_events(tags, speech.timeline, len(clean.split()))
         return self.render_speech(
             spec,

@@ -33,8 +33,8 @@ MODE_KEYS = (
 """The keys that choose and shape the mode (``out`` aside)."""
 
 TEXT_FILE_MAX_BYTES = 1 << 20
-"""Largest ``text_file`` read (a guard against reading a huge file whole; the voice's
-``max_chars`` is the limit on what is spoken)."""
+"""Largest ``text_file`` read (a guard against reading a huge file whole;
+``long_text.max_text_chars`` is the limit on what is spoken)."""
 
 _WHY_NOT = {
     "text": "is the text mode's words; audio= and listen= bring their own sound",

@@ -27,7 +27,10 @@ class RenderResult:
             (from the start of the request) and ``total`` (wall seconds, end to end).
         identity: the identity used.
         motion: the motion track rendered.
-        speech: the speech (audio, rate, timeline).
+        speech: the speech (audio, rate, timeline); None for a text rendered in segments
+            (:mod:`avatar.long_text`: its audio is only in the MP4, to bound memory).
+        boundaries: the frames at which a segment after the first starts (texts rendered in
+            segments; empty otherwise).
     """
 
     path: Path | None
@@ -38,6 +41,7 @@ class RenderResult:
     identity: AvatarIdentity | None = None
     motion: MotionTrack | None = None
     speech: Speech | None = None
+    boundaries: list[int] = field(default_factory=list)
 
     @property
     def real_time_factor(self) -> float:

@@ -265,6 +265,7 @@ def pipeline_with(pipeline, renderer):
         learned=lambda: pipeline.learned,
         streaming=pipeline.streaming,
         render_threads=pipeline.render_threads,
+        long_text=pipeline.long_text,
     )
 
 

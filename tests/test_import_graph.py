@@ -41,6 +41,7 @@ LATER_STAGES = (
     "avatar.render_ahead",
     "avatar.render_request",
     "avatar.identity_store",
+    "avatar.long_text",
     "avatar.quiet",
     "avatar.entry_errors",
     "avatar.lit",

@@ -16,12 +16,18 @@ def blink_times(
     rate_per_min: float,
     min_interval_s: float,
     max_interval_s: float,
+    after_s: float | None = None,
 ) -> np.ndarray:
     """Blink onset times in seconds over ``[0, duration_s)``.
 
     Intervals are drawn from a gamma distribution whose mean gives ``rate_per_min``, clipped to
     ``[min_interval_s, max_interval_s]`` so that there is never a long stare (a blink at least
     every ``max_interval_s``) and never a flutter.
+
+    Args:
+        after_s: onset of the previous blink, seconds (<= 0: before this stretch, which
+            continues another); the first blink follows it by one interval (at once if that
+            is already past). None: a fresh start, the first blink 0.4 s to one mean interval in.
 
     >>> ts = blink_times(60.0, np.random.default_rng(0), rate_per_min=15,
     ...                  min_interval_s=1.5, max_interval_s=6.0)
@@ -31,7 +37,11 @@ def blink_times(
     mean = 60.0 / rate_per_min
     shape = 4.0  # fairly regular, as in relaxed conversation
     times = []
-    t = float(rng.uniform(0.4, min(max_interval_s, mean)))
+    if after_s is None:
+        t = float(rng.uniform(0.4, min(max_interval_s, mean)))
+    else:
+        gap = float(np.clip(rng.gamma(shape, mean / shape), min_interval_s, max_interval_s))
+        t = max(after_s + gap, 0.0)
     while t < duration_s:
         times.append(t)
         t += float(np.clip(rng.gamma(shape, mean / shape), min_interval_s, max_interval_s))

@@ -108,9 +108,22 @@ def tag_events(
 
 
 def expression_channels(
-    events: list[EmotionEvent], n_frames: int, fps: float, *, ramp_s: float
+    events: list[EmotionEvent],
+    n_frames: int,
+    fps: float,
+    *,
+    ramp_s: float,
+    held: EmotionEvent | None = None,
 ) -> dict[str, np.ndarray]:
     """(T,) offsets per channel for a sequence of emotion events, blended over ``ramp_s``.
+
+    Args:
+        events: emotion changes, times in seconds from frame 0.
+        n_frames: T.
+        fps: frames per second.
+        ramp_s: blend time from one emotion to the next, seconds.
+        held: the emotion already on the face before frame 0 (a track that continues
+            another); the first event blends from it. None: from neutral.
 
     >>> ch = expression_channels([EmotionEvent("happy", 1.0, 0.0)], 10, 25.0, ramp_s=0.2)
     >>> round(float(ch["smile"][-1]), 2)
@@ -120,6 +133,8 @@ def expression_channels(
     out = {k: np.zeros(n_frames, np.float64) for k in names}
     t = np.arange(n_frames) / fps
     current = {k: 0.0 for k in names}
+    if held is not None:
+        current = {k: held.intensity * EXPRESSION_TARGETS[held.emotion].get(k, 0.0) for k in names}
     ordered = sorted(events, key=lambda e: e.time)
     # each event holds from its time until the next one takes over: frames [lo, hi) only
     starts = np.searchsorted(t, [e.time for e in ordered], side="left").tolist()
@@ -133,3 +148,13 @@ def expression_channels(
                 out[k][lo:hi] = current[k] + blend * (target[k] - current[k])
         current = target
     return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def emotion_at_end(events: list[EmotionEvent]) -> EmotionEvent:
+    """The emotion in effect after the last of ``events`` (the latest; of equal times, the
+    last given, as :func:`expression_channels` orders them).
+
+    >>> emotion_at_end([EmotionEvent("sad", 0.5, 1.0), EmotionEvent("happy", 1.0, 0.0)])
+    EmotionEvent(emotion='sad', intensity=0.5, time=1.0)
+    """
+    return sorted(events, key=lambda e: e.time)[-1]

@@ -17,9 +17,15 @@ from avatar.motion.behaviour import (
     silent_spans,
     speech_activity,
 )
+from avatar.motion.carry import MotionCarry, blend_from
 from avatar.motion.coarticulation import coarticulate
-from avatar.motion.emotion import EmotionEvent, check_emotion, expression_channels
-from avatar.motion.gaze import saccades
+from avatar.motion.emotion import (
+    EmotionEvent,
+    check_emotion,
+    emotion_at_end,
+    expression_channels,
+)
+from avatar.motion.gaze import NO_GLANCE, glances
 from avatar.motion.listening import breathing, listening_motion
 from avatar.motion.track import CHANNELS, MOUTH_CHANNELS, MotionTrack
 from avatar.motion.visemes import VISEMES
@@ -266,6 +272,54 @@ class MotionGenerator:
         Returns:
             A MotionTrack of T frames at ``fps``.
         """
+        user = None if user_audio is None else (user_audio, int(user_sample_rate or sample_rate))
+        track, _ = self._make(timeline, audio, sample_rate, n_frames, emotions, user, seed, None)
+        return track
+
+    def continue_from(
+        self,
+        carry: MotionCarry | None,
+        timeline: PhonemeTimeline,
+        audio: np.ndarray,
+        sample_rate: int,
+        n_frames: int,
+        *,
+        blend_s: float,
+        emotions: list[EmotionEvent] | None = None,
+        seed: int | None = None,
+    ) -> tuple[MotionTrack, MotionCarry]:
+        """Motion of the next part of a longer speech, continuing from where the last ended.
+
+        With ``carry`` None this is :meth:`generate` (the first part). Otherwise the mood of
+        the carry holds from frame 0 (no ramp in), a blink or glance in progress finishes,
+        the next blink keeps its interval, and head pose and expression blend in from the
+        previous end over ``blend_s`` (:func:`avatar.motion.carry.blend_from`).
+
+        Args:
+            carry: the end of the previous part (None: this is the first).
+            timeline, audio, sample_rate, n_frames, emotions, seed: as for :meth:`generate`,
+                for this part alone (times from its start).
+            blend_s: seconds over which head pose and expression blend in.
+
+        Returns:
+            ``(track, carry)``: this part's T frames, and its end for the next part.
+        """
+        return self._make(
+            timeline, audio, sample_rate, n_frames, emotions, None, seed, carry, blend_s
+        )
+
+    def _make(
+        self,
+        timeline: PhonemeTimeline,
+        audio: np.ndarray,
+        sample_rate: int,
+        n_frames: int,
+        emotions: list[EmotionEvent] | None,
+        user: tuple[np.ndarray, int] | None,
+        seed: int | None,
+        carry: MotionCarry | None,
+        blend_s: float = 0.0,
+    ) -> tuple[MotionTrack, MotionCarry]:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         quiet = silent_spans(
             audio, sample_rate, min_duration_s=self.min_pause_s, threshold_db=self.silence_db
@@ -279,8 +333,10 @@ class MotionGenerator:
             track.set(name, mouth[:, i])
         for i, v in enumerate(VISEMES):
             track.set(f"viseme.{v}", weights[:, i])
-        onsets = blink_times(n_frames / self.fps, rng, **self._blink)
-        closure = blink_curve(onsets, n_frames, self.fps, **self._blink_shape)
+        after = None if carry is None else carry.blink_onset_s
+        onsets = blink_times(n_frames / self.fps, rng, after_s=after, **self._blink)
+        shown = onsets if carry is None else np.r_[carry.blink_onset_s, onsets]
+        closure = blink_curve(shown, n_frames, self.fps, **self._blink_shape)
         track.set("blink_l", closure)
         track.set("blink_r", closure)
         activity = speech_activity(audio, sample_rate, n_frames, self.fps)
@@ -288,38 +344,40 @@ class MotionGenerator:
         head["head_pitch"] = head["head_pitch"] + breathing(n_frames, self.fps, rng, **self._breath)
         for name, series in head.items():
             track.set(name, series)
-        listening = None
-        if user_audio is not None:
-            listening = listening_motion(
-                user_audio,
-                int(user_sample_rate or sample_rate),
-                n_frames,
-                self.fps,
-                rng,
-                **self._listen,
-            )
-        contact = None
-        if user_audio is not None:
-            contact = speech_activity(
-                user_audio, int(user_sample_rate or sample_rate), n_frames, self.fps
-            )
-            contact = np.clip(0.3 + contact, 0.0, 1.0)
-        gaze_x, gaze_y = saccades(n_frames, self.fps, rng, contact=contact, **self._saccade)
+        listening = contact = None
+        if user is not None:
+            listening = listening_motion(*user, n_frames, self.fps, rng, **self._listen)
+            contact = np.clip(0.3 + speech_activity(*user, n_frames, self.fps), 0.0, 1.0)
+        held = NO_GLANCE if carry is None else carry.glance
+        gaze_x, gaze_y, glance = glances(
+            n_frames, self.fps, rng, contact=contact, held=held, **self._saccade
+        )
         track.set("gaze_x", gaze_x)
         track.set("gaze_y", gaze_y)
-        self._add_expression(track, emotions or [], listening)
+        mood = EmotionEvent(self.emotion, self.emotion_intensity, 0.0)
+        if carry is not None:
+            mood = EmotionEvent(carry.emotion.emotion, carry.emotion.intensity, 0.0)
+        events = [mood, *(emotions or [])]
+        self._add_expression(track, events, listening, None if carry is None else mood)
+        if carry is not None:
+            blend_from(track, carry.tail, int(round(blend_s * self.fps)))
         log.debug("motion: %d frames, %d blinks", n_frames, len(onsets))
-        return track
+        last_blink = float(shown[-1]) if len(shown) else 0.0
+        end = MotionCarry.after(
+            track, emotion=emotion_at_end(events), blink_onset_s=last_blink, glance=glance
+        )
+        return track, end
 
     def _add_expression(
         self,
         track: MotionTrack,
-        emotions: list[EmotionEvent],
+        events: list[EmotionEvent],
         listening: dict[str, np.ndarray] | None,
+        held: EmotionEvent | None,
     ) -> None:
-        base = EmotionEvent(self.emotion, self.emotion_intensity, 0.0)
-        events = [base, *emotions]
-        offsets = expression_channels(events, len(track), self.fps, ramp_s=self.emotion_ramp_s)
+        offsets = expression_channels(
+            events, len(track), self.fps, ramp_s=self.emotion_ramp_s, held=held
+        )
         for extra in (listening or {}).items():
             offsets[extra[0]] = offsets.get(extra[0], 0.0) + extra[1]
         for name, series in offsets.items():

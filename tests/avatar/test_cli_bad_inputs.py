@@ -28,7 +28,11 @@ ROWS = [  # (id, overrides, fragment of the error line); {out}, {outdir}, {asset
     ("image without face", ["companion.images=[{assets}/noise.png]"], "FaceNotFoundError"),
     ("empty text", ['text=""'], "TextInputError: text is empty"),
     ("text not a string", ["text=[a,b]"], "text= must be text, got the list"),
-    ("text over the limit", ["text_file={assets}/long.txt"], "over the limit of 2000"),
+    (
+        "text over the limit",
+        ["text_file={assets}/long.txt", "long_text.max_text_chars=2000"],
+        "over the limit of 2000 (config key long_text.max_text_chars)",
+    ),
     ("unknown tag", ['text="Hi [grumpy] there"'], "emotion tag '[grumpy]': unknown emotion"),
     ("text_file missing", ["text_file={assets}/nope.txt"], "nope.txt: no such file"),
     ("text_file not UTF-8", ["text_file={assets}/latin1.txt"], "not UTF-8 text (byte 3)"),

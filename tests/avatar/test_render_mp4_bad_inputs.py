@@ -22,7 +22,13 @@ from avatar.render import render_mp4
 
 ROWS = [  # (id, text, keyword arguments, expected error, message fragment); {tmp} filled in
     ("empty text", "", {}, TextInputError, "empty"),
-    ("text over the limit", "word " * 500, {}, TextInputError, "over the limit of 2000"),
+    (
+        "text over the limit",
+        "word " * 500,
+        {"overrides": ["long_text.max_text_chars=2000"]},
+        TextInputError,
+        "over the limit of 2000 (config key long_text.max_text_chars)",
+    ),
     ("unknown emotion tag", "Hi [grumpy] there", {}, TextInputError, "unknown emotion"),
     ("intensity over 1", "Hi [sad 3] there", {}, TextInputError, "intensity"),
     ("out is a directory", "Hi.", {"out": "{tmp}"}, OutputPathError, "is a directory"),
