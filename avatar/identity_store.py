@@ -23,11 +23,12 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from avatar.cache_root import cache_root
 from avatar.cancel import CancelToken
 from avatar.cancel import check as check_cancel
 from avatar.companion import CompanionSpec
 from avatar.errors import ConfigValueError
-from avatar.identity.cache import cache_root, load_extra, save_extra
+from avatar.identity.cache import load_extra, save_extra
 from avatar.identity.derive import IdentitySettings, derive_identity, identity_key
 from avatar.identity.types import AvatarIdentity
 from avatar.renderers.base import Prepared, Renderer

@@ -26,17 +26,8 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 3
 """Bump when derivation changes so old entries stop matching."""
-CACHE_ENV = "AVATAR_CACHE_DIR"
-"""Environment variable naming the cache root."""
-DEFAULT_ROOT = Path("~/.cache/companion-avatar")
 _ARRAYS, _META = "arrays.npz", "meta.json"
 _MASK_PREFIX = "mask_"
-
-
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """The cache root: the argument, else ``$AVATAR_CACHE_DIR``, else :data:`DEFAULT_ROOT`."""
-    chosen = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or DEFAULT_ROOT
-    return Path(chosen).expanduser()
 
 
 def cache_key(image_blobs: Iterable[bytes], settings: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatar.cache_root import cache_root
 from avatar.cancel import CancelToken
 from avatar.cancel import check as check_cancel
 from avatar.companion import CompanionSpec, display_path, image_bytes, image_size, load_image
@@ -293,7 +294,7 @@ def derive_identity(
         key = identity_key(
             spec, size=size, settings=settings, eye_center=eye_center, eye_distance=eye_distance
         )
-    root = cache.cache_root(settings.cache_dir)
+    root = cache_root(settings.cache_dir)
     if settings.use_cache and (hit := cache.load_identity(root, key)) is not None:
         log.info("identity of companion '%s' loaded from cache (%s)", spec.id, key[:12])
         return hit

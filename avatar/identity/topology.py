@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avatar.cache_root import cache_root
+
 log = logging.getLogger(__name__)
 
 NUM_LANDMARKS = 478
@@ -67,8 +69,7 @@ CONNECTIONS = (
 
 
 def _cache_file() -> Path:
-    root = os.environ.get("AVATAR_CACHE_DIR") or "~/.cache/companion-avatar"
-    return Path(root).expanduser() / f"face-topology-mediapipe-{version('mediapipe')}.json"
+    return cache_root() / f"face-topology-mediapipe-{version('mediapipe')}.json"
 
 
 def _from_mediapipe() -> dict[str, list[tuple[int, int]]]:

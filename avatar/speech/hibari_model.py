@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from avatar.cache_root import cache_root
 from avatar.errors import AvatarError
 
 if TYPE_CHECKING:
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from hibari.g2p import G2P
 
 __all__ = ["LOAD_LOCK", "Model", "g2p", "hibari_assets", "oov_letters", "session", "vocab"]
+
+log = logging.getLogger(__name__)
 
 LOAD_LOCK = threading.Lock()
 """Held while the first synthesize of any HibariTTS loads the shared model."""
@@ -62,6 +67,35 @@ def _patched_model(path: str) -> bytes:
     return model.SerializeToString()
 
 
+PATCH_VERSION = 1
+"""Bump when :func:`_patched_model` changes, so patched files cached before are not used."""
+
+
+def _patched_model_file(path: str) -> str | None:
+    """A file holding :func:`_patched_model` of ``path``, made once per model file in the cache
+    root (loading it skips importing ``onnx`` and re-serialising 8 MB: ~0.1 s of every process
+    start); None when the cache cannot be written (the caller uses the bytes)."""
+    st = os.stat(path)
+    name = f"hibari-{st.st_size}-{st.st_mtime_ns}-patch{PATCH_VERSION}.onnx"
+    cached = cache_root() / "models" / name
+    if cached.is_file():
+        return str(cached)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".hibari-", suffix=".onnx", dir=cached.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(_patched_model(path))
+            os.replace(tmp, cached)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        log.warning("cannot cache the patched voice model in %s (%s)", cached.parent, exc)
+        return None
+    return str(cached)
+
+
 @functools.lru_cache(maxsize=4)
 def session(path: str, threads: int) -> ort.InferenceSession:
     import onnxruntime as ort
@@ -69,7 +103,8 @@ def session(path: str, threads: int) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = so.inter_op_num_threads = threads
     so.log_severity_level = 3
-    return ort.InferenceSession(_patched_model(path), so, providers=["CPUExecutionProvider"])
+    model = _patched_model_file(path) or _patched_model(path)
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
 @functools.lru_cache(maxsize=2)

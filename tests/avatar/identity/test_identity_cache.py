@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from avatar.cache_root import CACHE_ENV, cache_root
 from avatar.companion import CompanionSpec
 from avatar.identity import AvatarIdentity, derive_identity
 from avatar.identity import cache as idcache
@@ -111,11 +112,11 @@ def test_use_cache_false_writes_nothing(identity_settings, image_path: str, tmp_
 
 
 def test_cache_root_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(idcache.CACHE_ENV, str(tmp_path / "env"))
-    assert idcache.cache_root() == tmp_path / "env"
-    assert idcache.cache_root(tmp_path / "arg") == tmp_path / "arg"
-    monkeypatch.delenv(idcache.CACHE_ENV)
-    assert idcache.cache_root() == Path("~/.cache/companion-avatar").expanduser()
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env"))
+    assert cache_root() == tmp_path / "env"
+    assert cache_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv(CACHE_ENV)
+    assert cache_root() == Path("~/.cache/companion-avatar").expanduser()
 
 
 def _cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

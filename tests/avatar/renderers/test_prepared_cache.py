@@ -10,8 +10,9 @@ import logging
 import numpy as np
 import pytest
 
+from avatar.cache_root import cache_root
 from avatar.companion import load_companion
-from avatar.identity.cache import cache_root, entry_dir
+from avatar.identity.cache import entry_dir
 from avatar.identity_store import IdentityStore
 from avatar.motion.track import CHANNELS
 from avatar.renderers.meshwarp import MeshWarpRenderer
