@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -328,7 +329,10 @@ class Pipeline:
         check_cancel(cancel)
         if plan:
             return render_segments(self, spec, plan, out, mood=mood, started=t0, cancel=cancel)
-        speech = voice.synthesize(clean)
+        with ThreadPoolExecutor(1, thread_name_prefix="resolve") as pool:
+            resolving = pool.submit(self.resolve, spec, cancel=cancel)  # while the voice speaks
+            speech = voice.synthesize(clean)
+            resolving.result()  # a bad image fails here, after the speech
         events = [mood] if mood else []
         events += tag_events(tags, speech.timeline, len(clean.split()))
         return self.render_speech(
