@@ -64,8 +64,10 @@ AVATAR_API_KEYS ?= demo:demo-key-0123456789
 serve: $(STAMP) $(WEB_STAMP)  ## the HTTP API on 127.0.0.1:$(PORT) (SQLite in var/, the default companion; PORT=8123)
 	AVATAR_API_KEYS="$(AVATAR_API_KEYS)" $(BIN)/python -m serve port=$(PORT)
 
-bench: $(STAMP)  ## per-stage timings, real-time factor, memory and cold start
-	$(BIN)/python benchmarks/bench_render.py
+bench: $(STAMP)  ## real-time factor, per-stage timings, memory and cold start at 512 and 256 px
+	$(BIN)/python benchmarks/bench_render.py --size 512
+	$(BIN)/python benchmarks/bench_render.py --size 256 --cold-runs 1
+	$(BIN)/python benchmarks/bench_frame_stages.py --size 512
 
 eval: $(STAMP)  ## nightly eval suite, offline W&B under outputs/eval/<time>/ (baseline=PATH)
 	WANDB_MODE=offline $(BIN)/python -m evals.run suite=nightly $(if $(baseline),baseline=$(baseline))
