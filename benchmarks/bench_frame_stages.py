@@ -33,7 +33,12 @@ def stage_times(size: int) -> tuple[dict[str, float], list[np.ndarray], object]:
     from avatar.config import compose, pipeline_from_config
     from avatar.renderers.base import channel_values
     from avatar.renderers.meshwarp.mouth import paint_mouth
-    from avatar.renderers.meshwarp.renderer import _COLUMNS, WARPED, effective_channels
+    from avatar.renderers.meshwarp.renderer import (
+        _COLUMNS,
+        WARPED,
+        effective_channels,
+        resample,
+    )
 
     pipeline = pipeline_from_config(compose("render", [f"renderer.size={size}"]))
     prepared = pipeline.resolve("default").prepared
@@ -44,19 +49,9 @@ def stage_times(size: int) -> tuple[dict[str, float], list[np.ndarray], object]:
     for row in channel_values(motion)[:, _COLUMNS]:
         t0 = time.perf_counter()
         coeffs = effective_channels(dict(zip(WARPED, row.tolist(), strict=True)))
-        frame = prepared.portrait.copy()
         moved = fields.backward_map(coeffs)
         t1 = time.perf_counter()
-        if moved is not None:
-            (y0, x0, y1, x1), sample = moved
-            whole, fraction = cv2.convertMaps(sample, None, cv2.CV_16SC2)
-            frame[y0:y1, x0:x1] = cv2.remap(
-                prepared.portrait,
-                whole,
-                fraction,
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
+        frame = resample(prepared.portrait, moved)
         t2 = time.perf_counter()
         paint_mouth(
             frame,

@@ -19,7 +19,7 @@ from avatar.audio import Audio
 from avatar.errors import ConfigValueError
 from avatar.identity.types import AvatarIdentity
 from avatar.renderers.base import CHANNELS, Prepared, Renderer
-from avatar.renderers.meshwarp.fields import COARSE, HEAD_CHANNELS, WarpFields
+from avatar.renderers.meshwarp.fields import COARSE, HEAD_CHANNELS, Box, WarpFields
 from avatar.renderers.meshwarp.mouth import SourceMouth, paint_mouth
 from avatar.renderers.meshwarp.mouth_colours import MouthInterior, mouth_interior
 from avatar.renderers.meshwarp.rig import RIG_CHANNELS, vertex_bases
@@ -158,18 +158,7 @@ class MeshWarpRenderer(Renderer):
 
     def _frame(self, prepared: MeshWarpPrepared, values: dict[str, float]) -> np.ndarray:
         coeffs = effective_channels(values)
-        frame = prepared.portrait.copy()
-        moved = prepared.fields.backward_map(coeffs)
-        if moved is not None:  # only the region that moves is resampled
-            (y0, x0, y1, x1), sample = moved
-            whole, fraction = cv2.convertMaps(sample, None, cv2.CV_16SC2)
-            frame[y0:y1, x0:x1] = cv2.remap(
-                prepared.portrait,
-                whole,
-                fraction,
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
+        frame = resample(prepared.portrait, prepared.fields.backward_map(coeffs))
         if self.mouth_interior:
             paint_mouth(
                 frame,
@@ -179,3 +168,21 @@ class MeshWarpRenderer(Renderer):
                 prepared.source_mouth,
             )
         return frame
+
+
+def resample(portrait: np.ndarray, moved: tuple[Box, np.ndarray] | None) -> np.ndarray:
+    """A copy of the (S, S, 3) uint8 ``portrait`` with the region that moves resampled.
+
+    Args:
+        portrait: the source portrait.
+        moved: :meth:`WarpFields.backward_map`'s ``(box, (h, w, 2) source positions)``, or
+            None when nothing moves.
+    """
+    frame = portrait.copy()
+    if moved is not None:
+        (y0, x0, y1, x1), sample = moved
+        whole, fraction = cv2.convertMaps(sample, None, cv2.CV_16SC2)  # what remap does anyway
+        frame[y0:y1, x0:x1] = cv2.remap(
+            portrait, whole, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+    return frame
