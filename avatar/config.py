@@ -92,6 +92,8 @@ def pipeline_from_config(cfg: DictConfig | Mapping[str, Any], **components: Any)
         "learned": lambda: instantiate(cfg.learned) if cfg.get("learned") else None,
         "streaming": lambda: StreamingSettings(**_plain(cfg.streaming)),
         "render_threads": lambda: int(cfg.render_threads),
+        "render_processes": lambda: int(cfg.render_processes),
+        "render_processes_min_frames": lambda: int(cfg.render_processes_min_frames),
         "long_text": lambda: LongTextSettings(**_plain(cfg.long_text)),
     }
     unknown = sorted(set(components) - set(builders))

@@ -46,7 +46,6 @@ from avatar.media import Mp4Sink, open_mp4
 from avatar.motion.carry import MotionCarry
 from avatar.motion.emotion import EmotionEvent, tag_events
 from avatar.motion.track import MotionTrack
-from avatar.render_ahead import RenderAhead
 from avatar.render_result import RenderResult
 from avatar.speech.segments import Segment, split_segments
 from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline
@@ -282,14 +281,7 @@ def render_segments(
                 writer.write_audio(part.speech.audio)
                 timings["encode"] += time.perf_counter() - t
                 voice = Audio(part.speech.audio, sr)
-                frames = RenderAhead(
-                    pipeline.renderer,
-                    resolved.prepared,
-                    part.motion,
-                    voice,
-                    threads=pipeline.render_threads,
-                    cancel=cancel,
-                )
+                frames = pipeline.render_ahead(resolved.prepared, part.motion, voice, cancel=cancel)
                 for frame in frames:
                     check_cancel(cancel)
                     timings.setdefault("first_frame", time.perf_counter() - started)

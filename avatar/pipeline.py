@@ -33,8 +33,8 @@ from avatar.media import EncoderSettings, Mp4Sink, check_mp4_output, open_mp4
 from avatar.motion.emotion import EmotionEvent, check_emotion, parse_tags, tag_events
 from avatar.motion.generate import MotionGenerator
 from avatar.motion.track import MotionTrack
-from avatar.render_ahead import RenderAhead
 from avatar.render_result import RenderResult
+from avatar.render_workers import RenderAheadFactory
 from avatar.renderers.base import Renderer, render_track
 from avatar.speech.timeline import PhonemeTimeline
 from avatar.speech.tts import Speech, silence_speech
@@ -74,6 +74,7 @@ class Pipeline:
             text path); None: the learned mouth is unavailable.
         streaming: settings of the real-time session and the learned-mouth path.
         render_threads: chunks one MP4 render renders at once (beside its encoding thread).
+        render_processes, render_processes_min_frames: see :class:`RenderAheadFactory`.
         long_text: the text limit of ``render_text`` and how longer texts go in segments.
     """
 
@@ -90,6 +91,8 @@ class Pipeline:
         learned: Callable[[], Any] | None,
         streaming: StreamingSettings,
         render_threads: int,
+        render_processes: int,
+        render_processes_min_frames: int,
         long_text: LongTextSettings,
     ) -> None:
         self.voices = voices
@@ -98,9 +101,9 @@ class Pipeline:
         self.renderer = renderer
         self.encoder = encoder
         self.streaming = streaming
-        if render_threads < 1:
-            raise ConfigValueError(f"render_threads must be at least 1, got {render_threads}")
-        self.render_threads = int(render_threads)
+        self.render_ahead = RenderAheadFactory(  # threads or worker processes, per render
+            renderer, render_threads, render_processes, render_processes_min_frames
+        )
         self.long_text = long_text
         self.identities = IdentityStore(
             renderer=renderer, settings=identity, capacity=identities_in_memory
@@ -114,6 +117,10 @@ class Pipeline:
     def size(self) -> int:
         """Frame side S in pixels (the renderer's)."""
         return self.renderer.size
+
+    def close(self) -> None:
+        """Stop the render worker processes (a later render starts them again)."""
+        self.render_ahead.close()
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -272,14 +279,7 @@ class Pipeline:
             writer.write_audio(track.samples)  # first: packets go out with their frames
             encode_s = time.perf_counter() - t0  # (a stream's fragments leave as they are cut)
             voice = Audio(speech.audio, speech.sample_rate)
-            frames = RenderAhead(
-                self.renderer,
-                resolved.prepared,
-                motion,
-                voice,
-                threads=self.render_threads,
-                cancel=cancel,
-            )
+            frames = self.render_ahead(resolved.prepared, motion, voice, cancel=cancel)
             for i, frame in enumerate(frames):
                 check_cancel(cancel)
                 if i == 0:

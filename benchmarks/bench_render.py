@@ -1,6 +1,6 @@
 """Benchmark of the on-demand path: per-stage seconds, real-time factor, fps, memory, cold start.
 
-    .venv/bin/python benchmarks/bench_render.py [--runs 5] [--size 512]
+    .venv/bin/python benchmarks/bench_render.py [--runs 5] [--size 512] [--processes N]
 
 Renders a fixed text (about 10 s of speech) with the default companion several times in one
 process (identity from the warm cache, as in serving) and reports medians. The real-time
@@ -32,19 +32,22 @@ STAGES = ("tts", "identity", "motion", "render", "encode")
 log = logging.getLogger("bench")
 
 
-def run_in_process(runs: int, size: int, workdir: Path) -> dict:
+def run_in_process(runs: int, size: int, workdir: Path, extra: list[str]) -> dict:
     from avatar.config import compose, pipeline_from_config
 
-    overrides = [f"renderer.size={size}", f"identity.cache_dir={workdir / 'cache'}"]
+    overrides = [f"renderer.size={size}", f"identity.cache_dir={workdir / 'cache'}", *extra]
     pipeline = pipeline_from_config(compose("render", overrides))
     t0 = time.perf_counter()
     pipeline.identity("default")  # cold: derive and cache
     identity_cold = time.perf_counter() - t0
     rows = []
-    for i in range(runs + 1):  # the first run warms caches and is dropped
+    for i in range(runs + 1):  # the first run warms caches (and starts workers): dropped
         result = pipeline.render_text("default", TEXT, workdir / f"bench{i}.mp4")
         if i:
             rows.append(result)
+        else:
+            first_run = result
+    pipeline.close()
     med = {k: statistics.median(r.timings[k] for r in rows) for k in (*STAGES, "first_frame")}
     total = statistics.median(r.timings["total"] for r in rows)
     audio_s = rows[0].audio_seconds
@@ -52,6 +55,9 @@ def run_in_process(runs: int, size: int, workdir: Path) -> dict:
     return {
         "runs": runs,
         "size": size,
+        "overrides": extra,
+        "first_run_total_seconds": round(first_run.timings["total"], 3),
+        "first_run_first_frame_seconds": round(first_run.timings["first_frame"], 3),
         "audio_seconds": round(audio_s, 3),
         "frames": frames,
         "stage_seconds_median": {k: round(v, 4) for k, v in med.items()},
@@ -67,7 +73,7 @@ def run_in_process(runs: int, size: int, workdir: Path) -> dict:
     }
 
 
-def cold_start(runs: int, size: int, workdir: Path) -> dict:
+def cold_start(runs: int, size: int, workdir: Path, extra: list[str]) -> dict:
     exe = Path(sys.executable).with_name("avatar-render")
     ages, torch_flags = [], []
     for i in range(runs):
@@ -78,6 +84,7 @@ def cold_start(runs: int, size: int, workdir: Path) -> dict:
             f"renderer.size={size}",
             f"identity.cache_dir={workdir / 'cache'}",
             f"hydra.run.dir={workdir / 'hydra'}",
+            *extra,
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         m = re.search(
@@ -100,12 +107,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument(
+        "--processes", type=int, default=None, help="render_processes (default: the config's)"
+    )
+    parser.add_argument(
+        "--min-frames", type=int, default=None, help="render_processes_min_frames override"
+    )
     args = parser.parse_args()
+    extra = [] if args.processes is None else [f"render_processes={args.processes}"]
+    extra += [] if args.min_frames is None else [f"render_processes_min_frames={args.min_frames}"]
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        report = run_in_process(args.runs, args.size, work)
-        report.update(cold_start(args.cold_runs, args.size, work))
+        report = run_in_process(args.runs, args.size, work, extra)
+        report.update(cold_start(args.cold_runs, args.size, work, extra))
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
 
 

@@ -264,9 +264,40 @@ def pipeline_with(pipeline, renderer):
         identities_in_memory=2,
         learned=lambda: pipeline.learned,
         streaming=pipeline.streaming,
-        render_threads=pipeline.render_threads,
+        render_threads=pipeline.render_ahead.threads,
+        render_processes=pipeline.render_ahead.processes,
+        render_processes_min_frames=pipeline.render_ahead.min_frames,
         long_text=pipeline.long_text,
     )
 
 
 __all__ += ["pipeline_with"]
+
+
+class TrippingRenderer(Renderer):
+    """Wraps ``inner`` and breaks on the first frame whose jaw_open reaches ``at`` (with
+    :func:`motion_ramp`, a known frame): ``how="raise"`` raises ``RuntimeError`` (a renderer
+    bug), ``how="exit"`` ends the process at once (a crash). Holds no lock, so it pickles into
+    render worker processes (a probe: other frames are ``inner``'s own).
+    """
+
+    def __init__(self, inner: Renderer, *, at: float, how: str) -> None:
+        self.inner, self.size, self.chunk_frames = inner, inner.size, inner.chunk_frames
+        self.at, self.how = at, how
+
+    def prepare(self, identity: AvatarIdentity) -> Prepared:
+        return self.inner.prepare(identity)
+
+    def render_chunk(
+        self, prepared: Prepared, values: np.ndarray, audio: Audio | None = None
+    ) -> np.ndarray:
+        if float(values[:, CHANNELS.index("jaw_open")].max()) >= self.at:
+            if self.how == "exit":
+                import os
+
+                os._exit(3)
+            raise RuntimeError(f"jaw_open reached {self.at} (as asked)")
+        return self.inner.render_chunk(prepared, values, audio)
+
+
+__all__ += ["TrippingRenderer"]

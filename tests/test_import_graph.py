@@ -39,6 +39,8 @@ LATER_STAGES = (
     "avatar.cli",
     "avatar.render",
     "avatar.render_ahead",
+    "avatar.render_workers",
+    "avatar.render_worker_main",
     "avatar.render_request",
     "avatar.identity_store",
     "avatar.long_text",
