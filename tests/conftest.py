@@ -38,5 +38,7 @@ def default_identity_256(identity_settings):
 
 @pytest.fixture(scope="session")
 def render_config_overrides(identity_cache) -> list[str]:
-    """Overrides that keep end-to-end renders small and the cache inside the session."""
-    return ["renderer.size=256", f"identity.cache_dir={identity_cache}"]
+    """Overrides that keep end-to-end renders small and the cache inside the session; renders
+    stay on threads (no worker process per test pipeline: tests/avatar/test_render_workers.py
+    covers the processes, down to byte-identical MP4s)."""
+    return ["renderer.size=256", f"identity.cache_dir={identity_cache}", "render_processes=0"]
