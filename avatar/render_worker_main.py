@@ -16,7 +16,10 @@ import numpy as np
 from avatar.errors import AvatarError
 from avatar.renderers.base import Prepared
 
-__all__ = ["KEEP_PREPARED", "WorkerTraceback", "worker_main"]
+__all__ = ["KEEP_PREPARED", "READY", "WorkerTraceback", "worker_main"]
+
+READY = -1
+"""The job id of the message a worker sends once it is running (real job ids are >= 0)."""
 
 KEEP_PREPARED = 4
 """Identities' prepared states a worker keeps, least recently used dropped (the parent mirrors
@@ -30,8 +33,10 @@ class WorkerTraceback(Exception):
 def worker_main(renderer, tasks, results, shm_name: str, slots_shape: tuple) -> None:
     """A worker's loop over its ``tasks`` pipe: ``("prepared", key, state)`` and ``("job", ...)``
     messages until None; a job's frames go into its slot, ``(job id, error, traceback, busy
-    seconds)`` into ``results``; the shared block is (slots, chunk_frames, S, S, 3) uint8."""
+    seconds)`` into ``results`` (first ``READY``, once); the shared block is (slots,
+    chunk_frames, S, S, 3) uint8."""
     shm = shared_memory.SharedMemory(name=shm_name)
+    results.send((READY, None, "", 0.0))  # imported and unpickled: jobs are worth sending now
     prepared: OrderedDict[str, Prepared] = OrderedDict()
     slot_bytes = int(np.prod(slots_shape[1:]))
     try:

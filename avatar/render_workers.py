@@ -1,16 +1,14 @@
-"""Render worker processes: an MP4 render's frames made on every core, handed back in shared memory.
+"""Render worker processes: an MP4 render's frames made on another core, back in shared memory.
 
-The mesh-warp renderer is mostly small NumPy operations that hold the GIL, so render threads
-gain little (two threads: 1.08x on the warp map) and contend with the encoding thread. A
-:class:`RenderPool` owns ``processes`` worker processes (the "spawn" context: the parent has
-threads, so it is never forked), started on first use and reused by later renders. Each worker
-unpickles the renderer once, receives an identity's :class:`~avatar.renderers.base.Prepared`
-once (it keeps :data:`KEEP_PREPARED` of them, least recently used dropped; the parent mirrors
-that order, so it knows what each worker holds), then render jobs ``(job id, key, slot, values
-(T, C) float32, audio span or None)``. A job's frames go into a slot of one shared-memory block
-(a slot is (chunk_frames, S, S, 3) uint8), never through a pipe; the consumer copies them out
-and the slot is reused. :class:`ProcessRenderAhead` is the drop-in for
-:class:`~avatar.render_ahead.RenderAhead`; :class:`RenderAheadFactory` picks one per render.
+Mesh-warp is mostly small NumPy operations that hold the GIL, so render threads gain little
+(two: 1.08x on the warp map) and contend with the encoding thread. A :class:`RenderPool` owns
+``processes`` spawned workers (the parent has threads: never forked), started once, reused. A
+worker unpickles the renderer once, gets an identity's ``Prepared`` once (keeping
+:data:`KEEP_PREPARED`, least recently used dropped; the parent mirrors that order), then jobs
+``(job id, key, slot, values (T, C) float32, audio span or None)`` whose frames go into a slot
+((chunk_frames, S, S, 3) uint8) of one shared-memory block, copied out by the consumer.
+:class:`ProcessRenderAhead` is the drop-in for :class:`~avatar.render_ahead.RenderAhead`;
+:class:`RenderAheadFactory` picks one per render.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from avatar.cancel import check as check_cancel
 from avatar.errors import AvatarError, ConfigValueError
 from avatar.motion.track import MotionTrack
 from avatar.render_ahead import RenderAhead
-from avatar.render_worker_main import KEEP_PREPARED, WorkerTraceback, worker_main
+from avatar.render_worker_main import KEEP_PREPARED, READY, WorkerTraceback, worker_main
 from avatar.renderers.base import Prepared, Renderer, audio_span, channel_values
 
 log = logging.getLogger(__name__)
@@ -91,6 +89,7 @@ class _Workers:
         self.outstanding: list[dict[int, Future]] = [{} for _ in range(processes)]
         self.lock = threading.Lock()
         self.broken: str | None = None
+        self.n_ready = 0  # workers that said they are running
         self.closing = threading.Event()
         self._ids = itertools.count()
         self.free_leases = list(range(LEASES))
@@ -127,6 +126,10 @@ class _Workers:
                     proc.join(timeout=1.0)
                     self.fail(f"render worker process {proc.pid} died (exit code {proc.exitcode})")
                     return
+                if job_id == READY:
+                    with self.lock:
+                        self.n_ready += 1
+                    continue
                 with self.lock:
                     future = self.outstanding[i].pop(job_id, None)
                 if future is None:
@@ -202,6 +205,13 @@ class RenderPool:
     def started(self) -> bool:
         """Whether healthy workers are running now."""
         return bool(self._holder) and self._holder[0].broken is None
+
+    @property
+    def ready(self) -> bool:
+        """Whether healthy workers run and have all said so (jobs start at once, not after a
+        worker's start-up of about a second)."""
+        workers = self._holder[0] if self._holder else None
+        return bool(workers) and workers.broken is None and workers.n_ready == len(workers.procs)
 
     @property
     def pids(self) -> list[int]:
@@ -326,8 +336,9 @@ class RenderAheadFactory:
         threads: chunks rendered at once on threads (:class:`RenderAhead`), at least 1.
         processes: worker processes (0: threads only). A renderer that does not pickle renders
             on threads (logged once).
-        min_frames: clips shorter than this render on threads while the workers are not
-            started (starting them costs about a second); once started, every clip uses them.
+        min_frames: a clip at least this long starts the workers (in the background: it
+            renders on threads itself, so its first frame does not wait for their start-up,
+            about a second); once they are ready, every clip uses them.
         depth: frames rendered ahead of the consumer at most.
     """
 
@@ -375,8 +386,11 @@ class RenderAheadFactory:
         """The frames of ``motion`` (iterate once), with ``busy_s`` after the iteration."""
         args = (self.renderer, prepared, motion, audio)
         kwargs = {"threads": self.threads, "depth": self.depth, "cancel": cancel}
-        if self.pool is not None and (self.pool.started or len(motion) >= self.min_frames):
-            return ProcessRenderAhead(*args, **kwargs, pool=self.pool)
+        if self.pool is not None:
+            if self.pool.ready:
+                return ProcessRenderAhead(*args, **kwargs, pool=self.pool)
+            if len(motion) >= self.min_frames:
+                self.pool.workers()  # launched now; ready for the next render, not this one
         return RenderAhead(*args, **kwargs)
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ with cancellation, errors, crashes and shutdown handled."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 
 import numpy as np
 import pytest
@@ -116,19 +117,35 @@ def test_a_worker_that_dies_gives_a_clear_error_and_the_next_render_works(prepar
     assert len(frames) == 12 and set(workers.pids).isdisjoint(old)
 
 
-def test_factory_picks_threads_or_processes():
+def test_factory_picks_threads_or_processes(prepared):
     renderer = MeshWarpRenderer(size=SIZE, mouth_interior=True)
     assert RenderAheadFactory(renderer, 2, 0, 0).pool is None
     factory = RenderAheadFactory(renderer, 2, 2, 50)
     try:
         assert factory.pool is not None and not factory.pool.started
         assert factory.min_frames == 50
+        long_clip, short_clip = _motion(60), _motion(10)
+        assert isinstance(factory(prepared, short_clip), RenderAhead)
+        assert not factory.pool.started, "a short clip does not start the workers"
+        first = factory(prepared, long_clip)
+        assert isinstance(first, RenderAhead), "the clip that starts them does not wait for them"
+        assert factory.pool.started
+        _wait_until_ready(factory.pool)
+        assert isinstance(factory(prepared, short_clip), ProcessRenderAhead)
         unpicklable = RenderAheadFactory(CountingRenderer(renderer), 2, 2, 0)
         assert unpicklable.pool is None, "a renderer that does not pickle renders on threads"
     finally:
         factory.close()
     with pytest.raises(AvatarError, match="render_threads must be at least 1"):
         RenderAheadFactory(renderer, 0, 0, 0)
+
+
+def _wait_until_ready(pool, limit_s: float = 60.0) -> None:
+    """Wait (not a timing check: a generous limit for a slow machine) for the workers."""
+    deadline = time.monotonic() + limit_s
+    while not pool.ready:
+        assert time.monotonic() < deadline, "the render workers never said they were running"
+        time.sleep(0.05)
 
 
 def test_pipeline_renders_in_processes_and_close_leaves_no_children(
@@ -140,14 +157,21 @@ def test_pipeline_renders_in_processes_and_close_leaves_no_children(
     try:
         speech = silence_speech(1.0, 16000)
         motion = pipeline.motion_for(speech, seed=1)
+        # the first clip renders on threads and starts the workers in the background
         first = pipeline.render_speech("default", speech, tmp_path / "a.mp4", motion=motion)
-        pids = pipeline.render_ahead.pool.pids
+        pool = pipeline.render_ahead.pool
+        pids = pool.pids
         assert len(pids) == 2 and first.n_frames == 25
+        _wait_until_ready(pool)
+        prepared = pipeline.resolve("default").prepared
+        assert isinstance(pipeline.render_ahead(prepared, motion), ProcessRenderAhead)
         pipeline.render_speech("default", speech, tmp_path / "b.mp4", motion=motion)
-        assert pipeline.render_ahead.pool.pids == pids, "two renders in a row share the workers"
+        pipeline.render_speech("default", speech, tmp_path / "d.mp4", motion=motion)
+        assert pool.pids == pids, "renders in a row share the workers"
         threaded = reference.render_speech("default", speech, tmp_path / "c.mp4", motion=motion)
         assert threaded.n_frames == first.n_frames
-        assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "c.mp4").read_bytes()
+        for name in ("a.mp4", "b.mp4", "d.mp4"):
+            assert (tmp_path / name).read_bytes() == (tmp_path / "c.mp4").read_bytes()
     finally:
         pipeline.close()
         reference.close()
