@@ -88,6 +88,7 @@ def create_app(settings: ServeSettings, make_pipeline: PipelineMaker) -> FastAPI
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await run_in_threadpool(state.pool.shutdown)
+            await run_in_threadpool(state.close_pipelines)
             store.close()
 
     app = FastAPI(

@@ -61,6 +61,13 @@ class ServeState:
                 self._pipelines[size] = self._make_pipeline(size=size)
             return self._pipelines[size]
 
+    def close_pipelines(self) -> None:
+        """Stop the pipelines' render worker processes (at shutdown)."""
+        with self._lock:
+            pipelines = list(self._pipelines.values())
+        for pipeline in pipelines:
+            pipeline.close()
+
     def spec(self, tenant_id: str, companion_id: str) -> CompanionSpec:
         """The companion's spec, or a 404 :class:`Problem` (also for another tenant's)."""
         if companion_id == DEFAULT_COMPANION:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+
 import pytest
 
 from avatar.media import probe_mp4
@@ -44,3 +46,13 @@ async def test_generate_an_mp4_then_from_the_cache(client, tmp_path):
     assert again.status_code == 304 and again.headers["etag"] == made.headers["etag"]
     other = await client.get(f"/v1/sessions/{sid}", headers=auth("beta"))
     assert other.status_code == 404 and "no session" in other.json()["detail"]
+
+
+async def test_shutdown_stops_the_render_worker_processes(open_app):
+    async with open_app() as (_, state):
+        pool = state.pipeline(128).render_ahead.pool
+        assert pool is not None, "served pipelines render in worker processes (render.yaml)"
+        pool.workers()  # what a long clip does: the workers start
+        assert pool.started and mp.active_children()
+    assert not pool.started
+    assert mp.active_children() == []
