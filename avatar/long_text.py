@@ -46,6 +46,7 @@ from avatar.media import Mp4Sink, open_mp4
 from avatar.motion.carry import MotionCarry
 from avatar.motion.emotion import EmotionEvent, tag_events
 from avatar.motion.track import MotionTrack
+from avatar.render_ahead import encode_frames
 from avatar.render_result import RenderResult
 from avatar.speech.segments import Segment, split_segments
 from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline
@@ -282,12 +283,10 @@ def render_segments(
                 timings["encode"] += time.perf_counter() - t
                 voice = Audio(part.speech.audio, sr)
                 frames = pipeline.render_ahead(resolved.prepared, part.motion, voice, cancel=cancel)
-                for frame in frames:
-                    check_cancel(cancel)
-                    timings.setdefault("first_frame", time.perf_counter() - started)
-                    t = time.perf_counter()
-                    writer.write_frame(frame)
-                    timings["encode"] += time.perf_counter() - t
+                first, encode_s = encode_frames(writer, frames, cancel)
+                if first is not None:
+                    timings.setdefault("first_frame", first - started)
+                timings["encode"] += encode_s
                 timings["render"] += frames.busy_s
                 tracks.append(part.motion)
                 if upcoming is not None:

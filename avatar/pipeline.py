@@ -33,6 +33,7 @@ from avatar.media import EncoderSettings, Mp4Sink, check_mp4_output, open_mp4
 from avatar.motion.emotion import EmotionEvent, check_emotion, parse_tags, tag_events
 from avatar.motion.generate import MotionGenerator
 from avatar.motion.track import MotionTrack
+from avatar.render_ahead import encode_frames
 from avatar.render_result import RenderResult
 from avatar.render_workers import RenderAheadFactory
 from avatar.renderers.base import Renderer, render_track
@@ -280,13 +281,10 @@ class Pipeline:
             encode_s = time.perf_counter() - t0  # (a stream's fragments leave as they are cut)
             voice = Audio(speech.audio, speech.sample_rate)
             frames = self.render_ahead(resolved.prepared, motion, voice, cancel=cancel)
-            for i, frame in enumerate(frames):
-                check_cancel(cancel)
-                if i == 0:
-                    timings["first_frame"] = time.perf_counter() - start + before
-                t0 = time.perf_counter()
-                writer.write_frame(frame)
-                encode_s += time.perf_counter() - t0
+            first, frames_encode_s = encode_frames(writer, frames, cancel)
+            if first is not None:
+                timings["first_frame"] = first - start + before
+            encode_s += frames_encode_s
             t0 = time.perf_counter()
         encode_s += time.perf_counter() - t0
         timings.update(render=frames.busy_s, encode=encode_s)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from avatar.cancel import check as check_cancel
 from avatar.motion.track import MotionTrack
 from avatar.renderers.base import Prepared, Renderer, audio_span, channel_values
 
-__all__ = ["RenderAhead"]
+__all__ = ["RenderAhead", "encode_frames"]
 
 
 class RenderAhead:
@@ -94,3 +95,22 @@ class RenderAhead:
             for future in pending:
                 future.cancel()
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def encode_frames(
+    writer: Any, frames: Iterable[np.ndarray], cancel: CancelToken | None
+) -> tuple[float | None, float]:
+    """Hand ``frames`` to ``writer.write_frame`` one by one, cancellable before each.
+
+    Returns:
+        ``(first, encode_s)``: ``time.perf_counter()`` when the first frame was ready (None
+        without frames) and the seconds spent in ``write_frame``.
+    """
+    first, encode_s = None, 0.0
+    for frame in frames:
+        check_cancel(cancel)
+        t0 = time.perf_counter()
+        first = t0 if first is None else first
+        writer.write_frame(frame)
+        encode_s += time.perf_counter() - t0
+    return first, encode_s
