@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from avatar.companion import CompanionSpec, configs_dir
+from avatar.errors import ConfigValueError
 from avatar.identity.derive import IdentitySettings
 from avatar.long_text import LongTextSettings
 from avatar.media import EncoderSettings
@@ -88,18 +89,31 @@ def pipeline_from_config(cfg: DictConfig | Mapping[str, Any], **components: Any)
         "renderer": lambda: instantiate(cfg.renderer),
         "encoder": lambda: EncoderSettings(**_plain(cfg.encoder)),
         "identity": lambda: IdentitySettings(**_plain(cfg.identity)),
-        "identities_in_memory": lambda: int(cfg.memory.identities),
+        "identities_in_memory": lambda: _whole(cfg.memory.identities, "memory.identities"),
         "learned": lambda: instantiate(cfg.learned) if cfg.get("learned") else None,
         "streaming": lambda: StreamingSettings(**_plain(cfg.streaming)),
-        "render_threads": lambda: int(cfg.render_threads),
-        "render_processes": lambda: int(cfg.render_processes),
-        "render_processes_min_frames": lambda: int(cfg.render_processes_min_frames),
+        "render_threads": lambda: _whole(cfg.render_threads, "render_threads"),
+        "render_processes": lambda: _whole(cfg.render_processes, "render_processes"),
+        "render_processes_min_frames": lambda: _whole(
+            cfg.render_processes_min_frames, "render_processes_min_frames"
+        ),
         "long_text": lambda: LongTextSettings(**_plain(cfg.long_text)),
     }
     unknown = sorted(set(components) - set(builders))
     if unknown:
         raise TypeError(f"pipeline_from_config: unknown components {unknown}")
     return Pipeline(**{k: components[k] if k in components else b() for k, b in builders.items()})
+
+
+def _whole(value: Any, key: str) -> int:
+    """``value`` as an int, or a ConfigValueError naming ``key`` (``abc``, ``1.5``, ``true``)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        ok = isinstance(value, float) and value.is_integer()
+    else:
+        ok = isinstance(value, int) or value.strip().lstrip("-").isdigit()
+    if not ok:
+        raise ConfigValueError(f"{key} must be a whole number, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ProcessRenderAhead", "RenderAheadFactory", "RenderPool"]
 
 LEASES = 4
+MAX_PROCESSES = 64  # each worker holds an interpreter, renderer state and frame slots
 """Process renders that may run at once; a further one renders on threads instead of waiting."""
 _CTX = mp.get_context("spawn")
 
@@ -354,10 +355,10 @@ class RenderAheadFactory:
     ) -> None:
         if threads < 1:
             raise ConfigValueError(f"render_threads must be at least 1, got {threads}")
-        if processes < 0 or min_frames < 0:
+        if not 0 <= processes <= MAX_PROCESSES or min_frames < 0:
             raise ConfigValueError(
-                "render_processes and render_processes_min_frames must be at least 0, got "
-                f"{processes} and {min_frames}"
+                f"render_processes must be in 0..{MAX_PROCESSES} and render_processes_min_frames"
+                f" at least 0, got {processes} and {min_frames}"
             )
         self.renderer, self.threads, self.depth = renderer, int(threads), int(depth)
         self.processes, self.min_frames = int(processes), int(min_frames)
