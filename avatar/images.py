@@ -62,12 +62,15 @@ class ImageHeader:
         height: stored height in pixels.
         format: Pillow's format name (``"PNG"``, ``"JPEG"``, ...).
         orientation: EXIF orientation 1..8 still to apply after decoding (1: none).
+        gray_key: a grayscale PNG's transparent gray value (its tRNS chunk as Pillow reads
+            it), which OpenCV's decoder drops; None for other images.
     """
 
     width: int
     height: int
     format: str
     orientation: int
+    gray_key: int | None = None
 
     @property
     def viewed_size(self) -> tuple[int, int]:
@@ -107,6 +110,7 @@ def read_header(path: Path) -> ImageHeader:
                 width, height = (int(v) for v in im.size)
                 fmt = str(im.format)
                 orientation = _orientation(im) if fmt in _EXIF_FORMATS else 1
+                key = im.info.get("transparency") if im.mode in ("1", "L", "I;16", "I") else None
                 break
             else:
                 raise ImageReadError(f"cannot read image {path}: {_unsupported(path)}")
@@ -127,7 +131,8 @@ def read_header(path: Path) -> ImageHeader:
         ) from exc
     if width < 1 or height < 1:
         raise ImageReadError(f"cannot read image {path}: header declares {width}x{height}")
-    return ImageHeader(width, height, fmt, orientation)
+    gray_key = key if fmt == "PNG" and isinstance(key, int) else None
+    return ImageHeader(width, height, fmt, orientation, gray_key)
 
 
 def _unsupported(path: Path) -> str:
@@ -204,7 +209,9 @@ def decode(
         max_megapixels: decoded pixel counts are checked again against this.
 
     Returns:
-        OpenCV's array: (H, W) or (H, W, C) BGR(A), uint8, uint16 or float32; not oriented.
+        OpenCV's array: (H, W) or (H, W, C) BGR(A), uint8, uint16 or float32; not oriented. A
+        grayscale PNG with a transparent gray value (``header.gray_key``) gives (H, W, 2) gray
+        and alpha.
 
     Raises:
         ImageReadError: the data cannot be decoded.
@@ -235,7 +242,21 @@ def decode(
         )
     if factor > 1:
         log.debug("%s decoded at 1/%d scale: %dx%d", path, factor, img.shape[1], img.shape[0])
+    if header.gray_key is not None and img.ndim == 2:
+        img = _keyed_alpha(img, header.gray_key, bit_depth=int(buf[24]))  # IHDR's bit depth
     return img
+
+
+def _keyed_alpha(gray: np.ndarray, key: int, *, bit_depth: int) -> np.ndarray:
+    """(H, W, 2) gray and alpha: opaque except where ``gray`` is the key (scaled as the decoder
+    scales 1-, 2- and 4-bit gray to 8 bits; Pillow gives a 1-bit key as 0 or 255 already)."""
+    if bit_depth == 1:
+        key = 255 if key else 0
+    elif bit_depth < 8:
+        key *= 255 // ((1 << bit_depth) - 1)
+    opaque = np.iinfo(gray.dtype).max if gray.dtype.kind == "u" else 1
+    alpha = np.where(gray == key, 0, opaque).astype(gray.dtype)
+    return np.dstack([gray, alpha])
 
 
 def fit_side(image: np.ndarray, max_side: int) -> np.ndarray:

@@ -17,14 +17,15 @@ def identity_cache(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def identity_settings(identity_cache):
-    """``configs/render.yaml``'s identity settings, with the session's cache directory."""
+    """``configs/render.yaml``'s identity settings, with the session's cache directory and no
+    super-resolution (tests/avatar/identity/test_upscale.py covers it; ~5-20 s a portrait)."""
     from omegaconf import OmegaConf
 
     from avatar.config import compose
     from avatar.identity.derive import IdentitySettings
 
     node = OmegaConf.to_container(compose("render").identity, resolve=True)
-    return IdentitySettings(**{**node, "cache_dir": str(identity_cache)})
+    return IdentitySettings(**{**node, "cache_dir": str(identity_cache), "super_resolution": "off"})
 
 
 @pytest.fixture(scope="session")
@@ -40,5 +41,10 @@ def default_identity_256(identity_settings):
 def render_config_overrides(identity_cache) -> list[str]:
     """Overrides that keep end-to-end renders small and the cache inside the session; renders
     stay on threads (no worker process per test pipeline: tests/avatar/test_render_workers.py
-    covers the processes, down to byte-identical MP4s)."""
-    return ["renderer.size=256", f"identity.cache_dir={identity_cache}", "render_processes=0"]
+    covers the processes, down to byte-identical MP4s); no super-resolution of small faces."""
+    return [
+        "renderer.size=256",
+        f"identity.cache_dir={identity_cache}",
+        "render_processes=0",
+        "identity.super_resolution=off",
+    ]

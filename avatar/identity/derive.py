@@ -2,7 +2,8 @@
 
 Stages, each in its own module: read the images (``avatar.companion``), find faces
 (``landmarker``/``search``), score them and choose a source (``selection``), align it into an
-S x S portrait and landmark it again (``alignment``), build masks and mouth parameters
+S x S portrait and landmark it again (``alignment``), super-resolve a small face's texture
+(``upscale``), build masks and mouth parameters
 (``masks``), and store the result by content hash (``cache``).
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatar.background import parse_background
 from avatar.cache_root import cache_root
 from avatar.cancel import CancelToken
 from avatar.cancel import check as check_cancel
@@ -31,7 +33,7 @@ from avatar.errors import (
     FaceTooSmallError,
     ImageReadError,
 )
-from avatar.identity import cache
+from avatar.identity import cache, upscale
 from avatar.identity.alignment import EYE_CENTER, EYE_DISTANCE, align_face
 from avatar.identity.landmarker import FaceObservation, face_landmarker_path
 from avatar.identity.masks import region_masks
@@ -65,6 +67,13 @@ class IdentitySettings:
         max_image_side: longer images are decoded at reduced scale and shrunk to this many
             pixels (longer side) before faces are searched; ``min_eye_distance_px`` applies
             to the image so read.
+        background: what transparent pixels of an image become: a colour name, ``"#RRGGBB"``
+            or an image file (:func:`avatar.background.parse_background`); part of the key.
+        super_resolution: ``"auto"`` super-resolves a face that alignment enlarges more than
+            ``super_resolution_min_scale`` times, ``"on"`` any face, ``"off"`` none
+            (:mod:`avatar.identity.upscale`: Real-ESRGAN x4 on the CPU, identity-checked).
+        super_resolution_min_scale: the enlargement above which ``auto`` super-resolves.
+        super_resolution_threads: CPU threads for Real-ESRGAN (0: all cores).
     """
 
     cache_dir: str | Path | None
@@ -73,6 +82,10 @@ class IdentitySettings:
     multiple_faces: str
     max_image_megapixels: float
     max_image_side: int
+    background: str
+    super_resolution: str
+    super_resolution_min_scale: float
+    super_resolution_threads: int
 
     def __post_init__(self) -> None:
         if self.multiple_faces not in MULTIPLE_FACES:
@@ -95,6 +108,10 @@ class IdentitySettings:
                 f"identity.max_image_side must be an integer >= {SEARCH_MIN_WINDOW} pixels, "
                 f"got {side!r}"
             )
+        parse_background(self.background)  # a ConfigValueError naming identity.background
+        upscale.check_settings(
+            self.super_resolution, self.super_resolution_min_scale, self.super_resolution_threads
+        )
 
 
 @lru_cache(maxsize=4)
@@ -115,7 +132,10 @@ def _face_in_image(ref: str, settings: IdentitySettings) -> tuple[np.ndarray, Fa
     path = display_path(ref)
     min_eye_distance_px, multiple_faces = settings.min_eye_distance_px, settings.multiple_faces
     image = load_image(
-        ref, max_megapixels=settings.max_image_megapixels, max_side=settings.max_image_side
+        ref,
+        max_megapixels=settings.max_image_megapixels,
+        max_side=settings.max_image_side,
+        background=settings.background,
     )
     faces = detect_faces(image, max_faces=MAX_FACES, min_window=SEARCH_MIN_WINDOW)
     if not faces:
@@ -208,6 +228,17 @@ def _derive(
     portrait, aligned, _ = align_face(
         image, face, size=size, eye_center=eye_center, eye_distance=eye_distance
     )
+    check_cancel(cancel)
+    portrait = upscale.maybe_sharpen(  # texture only: landmarks and masks stay the plain ones
+        image,
+        face.landmarks,
+        portrait,
+        eye_center=eye_center,
+        eye_distance=eye_distance,
+        mode=settings.super_resolution,
+        min_scale=settings.super_resolution_min_scale,
+        threads=settings.super_resolution_threads,
+    )
     return AvatarIdentity(
         portrait=portrait,
         landmarks=aligned.landmarks.astype(np.float32),
@@ -236,7 +267,8 @@ def identity_key(
     eye_distance: float = EYE_DISTANCE,
 ) -> str:
     """The content key of ``spec``'s identity: sha256 over its image bytes and the settings
-    the identity depends on (size, thresholds, alignment, the landmark model's hash).
+    the identity depends on (size, thresholds, alignment, the landmark model's hash, the
+    super-resolution setting and its packages' versions).
 
     Reads and hashes every image; the same bytes under another path give the same key.
     """
@@ -247,11 +279,13 @@ def identity_key(
         "multiple_faces": settings.multiple_faces,
         "max_image_megapixels": float(settings.max_image_megapixels),
         "max_image_side": int(settings.max_image_side),
+        "background": _background_key(settings.background),
         "eye_center": [float(eye_center[0]), float(eye_center[1])],
         "eye_distance": float(eye_distance),
         "search_min_window": SEARCH_MIN_WINDOW,
         "search_max_windows": MAX_WINDOWS_PER_LEVEL,
         "model": _model_fingerprint(),
+        **upscale.key_settings(settings.super_resolution, settings.super_resolution_min_scale),
     }
     return cache.cache_key((_key_bytes(ref) for ref in spec.images), depends_on)
 
@@ -318,6 +352,14 @@ def derive_identity(
     if settings.use_cache:
         cache.save_identity(root, identity)  # an unwritable cache warns and keeps nothing
     return identity
+
+
+def _background_key(value: str) -> str:
+    """The background as the key sees it: its colour, or its image file's content hash."""
+    under = parse_background(value)
+    if isinstance(under, Path):
+        return "image " + _key_bytes(str(under)).hex()
+    return "#{:02x}{:02x}{:02x}".format(*under)
 
 
 def _key_bytes(ref: str) -> bytes:

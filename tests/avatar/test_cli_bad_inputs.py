@@ -79,6 +79,7 @@ def _render(tmp_path: Path, overrides: list[str], assets: Path | None = None) ->
         f"out={fill['out']}",
         f"hydra.run.dir={tmp_path / 'hydra'}",
         f"identity.cache_dir={tmp_path / 'cache'}",
+        "identity.super_resolution=off",  # 512 px would super-resolve the default face (~10 s)
         *(o.format(**fill) for o in overrides),
     ]
     return run(argv), outdir
