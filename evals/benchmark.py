@@ -21,6 +21,7 @@ from avatar.companion import CompanionSpec, load_companion, load_image
 from avatar.errors import AvatarError, ConfigValueError
 from avatar.pipeline import Pipeline
 from evals.features import ClipFeatures, features_from_file
+from evals.functional.look_clips import blink_inputs
 from evals.functional.viseme_agreement import COARTICULATION, viseme_inputs
 from evals.suite import Suite
 
@@ -217,6 +218,7 @@ def run_benchmark(
                 result.path, references=refs, timings=timings, **dict(feature_options)
             )
             inputs = feats.inputs() | viseme_inputs(result, coart)  # known timings: visemes
+            inputs |= blink_inputs(result)  # closed lids where the renderer closed them
             values, skipped = suite.score_clip(inputs, feats.missing())
             score = ClipScore(
                 item,

@@ -6,6 +6,7 @@ from evals.metrics.blink import BlinkRate
 from evals.metrics.frechet import FrechetDistance
 from evals.metrics.identity import IdentityDistance, IdentityDrift, IdentityRetention
 from evals.metrics.lipsync import LipSyncOffset, MouthClosure, MouthMotion, VisemeAgreement
+from evals.metrics.look import EdgeHardness, LidRealism, SeamBrightness, SharpnessMatch
 from evals.metrics.reconstruction import LPIPS, PSNR, SSIM, STLPIPS
 from evals.metrics.speed import FirstFrameLatency, RealTimeFactor
 from evals.metrics.stability import Flicker, HeadMotionStats, LandmarkDistance, LandmarkJitter
@@ -15,6 +16,7 @@ from evals.metrics.syncnet import SyncNetLSE
 __all__ = [
     "ArcFaceCSIM",
     "BlinkRate",
+    "EdgeHardness",
     "EvalMetric",
     "FirstFrameLatency",
     "Flicker",
@@ -25,6 +27,7 @@ __all__ = [
     "IdentityRetention",
     "LandmarkDistance",
     "LandmarkJitter",
+    "LidRealism",
     "LPIPS",
     "LipSyncOffset",
     "MetricNotApplicable",
@@ -32,6 +35,8 @@ __all__ = [
     "MouthMotion",
     "PSNR",
     "RealTimeFactor",
+    "SeamBrightness",
+    "SharpnessMatch",
     "SSIM",
     "STLPIPS",
     "SyncExpertScore",

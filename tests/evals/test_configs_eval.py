@@ -26,7 +26,7 @@ def test_suite_option_instantiates(option: str) -> None:
 
 def test_nightly_is_every_group() -> None:
     cfg = compose("eval", ["suite=nightly"])
-    assert set(cfg.suite) == {"lipsync", "identity", "stability", "speed"}
+    assert set(cfg.suite) == {"lipsync", "identity", "stability", "speed", "look"}
     assert cfg.suite.lipsync.external.lse == "syncnet_v2"
 
 
