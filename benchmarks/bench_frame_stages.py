@@ -32,11 +32,11 @@ def stage_times(size: int) -> tuple[dict[str, float], list[np.ndarray], object]:
 
     from avatar.config import compose, pipeline_from_config
     from avatar.renderers.base import channel_values
-    from avatar.renderers.meshwarp.mouth import paint_mouth
     from avatar.renderers.meshwarp.renderer import (
         _COLUMNS,
         WARPED,
         effective_channels,
+        paint_features,
         resample,
     )
 
@@ -44,7 +44,7 @@ def stage_times(size: int) -> tuple[dict[str, float], list[np.ndarray], object]:
     prepared = pipeline.resolve("default").prepared
     motion = pipeline.motion_for(pipeline.speak(TEXT))
     fields = prepared.fields
-    times: dict[str, list[float]] = {"warp map": [], "resample": [], "mouth": [], "frame": []}
+    times: dict[str, list[float]] = {"warp map": [], "resample": [], "lids, mouth": [], "frame": []}
     frames = []
     for row in channel_values(motion)[:, _COLUMNS]:
         t0 = time.perf_counter()
@@ -53,13 +53,7 @@ def stage_times(size: int) -> tuple[dict[str, float], list[np.ndarray], object]:
         t1 = time.perf_counter()
         frame = resample(prepared.portrait, moved)
         t2 = time.perf_counter()
-        paint_mouth(
-            frame,
-            fields.vertices(coeffs),
-            prepared.mouth,
-            prepared.eye_distance,
-            prepared.source_mouth,
-        )
+        paint_features(frame, prepared, coeffs)
         t3 = time.perf_counter()
         for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
             times[key].append(value)

@@ -290,14 +290,19 @@ def skin_seen(lab: np.ndarray, cheek: np.ndarray | None) -> np.ndarray | None:
     return kept if len(kept) >= SKIN_SEEN * len(lab) and len(kept) else None
 
 
-def cheek_lab(frame: np.ndarray, xy: np.ndarray) -> np.ndarray | None:
-    """(3,) median CIELAB colour of the two cheek discs (see :func:`sharpness_match`), or None."""
-    d = eye_scale(xy)
-    centres = [
+def _cheek_centres(xy: np.ndarray) -> list[np.ndarray]:
+    """(x, y) of the two cheek discs: midway between each outer eye corner and the mouth
+    corner below it."""
+    return [
         (xy[EYE_L_OUTER] + xy[MOUTH_CORNER_L]) / 2,
         (xy[EYE_R_OUTER] + xy[MOUTH_CORNER_R]) / 2,
     ]
-    r = _CHEEK_RADIUS * d
+
+
+def cheek_lab(frame: np.ndarray, xy: np.ndarray) -> np.ndarray | None:
+    """(3,) median CIELAB colour of the two cheek discs (see :func:`sharpness_match`), or None."""
+    centres = _cheek_centres(xy)
+    r = _CHEEK_RADIUS * eye_scale(xy)
     crop = Crop(frame, np.stack(centres), r + 2.0)
     if not crop.ok:
         return None
@@ -352,10 +357,7 @@ def sharpness_match(frame: np.ndarray, landmarks: np.ndarray) -> float:
     if xy is None:
         return math.nan
     d = eye_scale(xy)
-    cheeks = [
-        (xy[EYE_L_OUTER] + xy[MOUTH_CORNER_L]) / 2,
-        (xy[EYE_R_OUTER] + xy[MOUTH_CORNER_R]) / 2,
-    ]
+    cheeks = _cheek_centres(xy)
     r = _CHEEK_RADIUS * d
     crop = Crop(frame, np.concatenate([xy[LIPS_OUTER], *(c[None] for c in cheeks)]), r + 0.1 * d)
     if not crop.ok:

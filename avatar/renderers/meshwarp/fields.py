@@ -291,10 +291,13 @@ class WarpFields:
             reach_box = _union([v_box], reach, self.size)
             boxes.append(reach_box)
         y0, x0, y1, x1 = box = _union(boxes, 0, self.size)
-        sample = self.grid[y0:y1, x0:x1].copy()
-        if smooth:
-            sy0, sx0, sy1, sx1 = smooth_box
-            sample[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] -= offset
+        if smooth and smooth_box == box:  # one pass instead of a copy and a subtraction
+            sample = cv2.subtract(self.grid[y0:y1, x0:x1], offset)
+        else:
+            sample = self.grid[y0:y1, x0:x1].copy()
+            if smooth:
+                sy0, sx0, sy1, sx1 = smooth_box
+                sample[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] -= offset
         if vertical:
             vy0, vx0, vy1, vx1 = v_box
             shift = np.zeros((vy1 - vy0, vx1 - vx0, 1), np.float32)
@@ -303,13 +306,9 @@ class WarpFields:
             back = invert_columns(shift[..., 0])  # (h, w) over the box, box coordinates
             ry0, rx0, ry1, rx1 = reach_box
             roi = sample[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0]
+            where = cv2.subtract(roi, (float(vx0), float(vy0), 0.0, 0.0))  # box coordinates
             roi[..., 1] += cv2.remap(
-                back,
-                roi[..., 0] - np.float32(vx0),
-                roi[..., 1] - np.float32(vy0),
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT,
-                borderValue=0,
+                back, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
             )
         return box, sample
 

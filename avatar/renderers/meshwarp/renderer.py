@@ -20,6 +20,7 @@ from avatar.errors import ConfigValueError
 from avatar.identity.types import AvatarIdentity
 from avatar.renderers.base import CHANNELS, Prepared, Renderer
 from avatar.renderers.meshwarp.fields import COARSE, HEAD_CHANNELS, Box, WarpFields
+from avatar.renderers.meshwarp.lids import EYES, LidLook, lid_look, paint_lids
 from avatar.renderers.meshwarp.mouth import SourceMouth, paint_mouth
 from avatar.renderers.meshwarp.mouth_colours import MouthInterior, mouth_interior
 from avatar.renderers.meshwarp.rig import RIG_CHANNELS, vertex_bases
@@ -46,6 +47,7 @@ class MeshWarpPrepared(Prepared):
         mouth: where the mouth is and its interior colours.
         eye_distance: outer eye-corner distance in pixels (sets teeth size).
         source_mouth: the portrait's own open mouth (real teeth), or None.
+        lids: the colours of the closed lids.
     """
 
     portrait: np.ndarray
@@ -53,6 +55,7 @@ class MeshWarpPrepared(Prepared):
     mouth: MouthInterior
     eye_distance: float
     source_mouth: SourceMouth | None
+    lids: LidLook
 
 
 def effective_channels(values: dict[str, float]) -> dict[str, float]:
@@ -79,12 +82,14 @@ class MeshWarpRenderer(Renderer):
     Args:
         size: output size S in pixels, even, in [MIN_SIZE, MAX_SIZE]; identities must have
             been derived at this size.
-        mouth_interior: paint teeth, tongue and cavity inside the opened mouth.
+        mouth_interior: paint teeth, tongue and cavity inside the opened mouth, and the line
+            where the lips meet.
+        eyelids: paint closing upper lids as skin with a lash line (else the warp's stretch).
     """
 
     chunk_frames = 1  # one frame per call: no batching gain on a CPU, finest cancellation
 
-    def __init__(self, *, size: int, mouth_interior: bool) -> None:
+    def __init__(self, *, size: int, mouth_interior: bool, eyelids: bool = True) -> None:
         ok = isinstance(size, numbers.Integral) and not isinstance(size, bool)
         if not (ok and MIN_SIZE <= size <= MAX_SIZE and size % 2 == 0):
             raise ConfigValueError(
@@ -93,8 +98,9 @@ class MeshWarpRenderer(Renderer):
             )
         self.size = int(size)
         self.mouth_interior = bool(mouth_interior)
+        self.eyelids = bool(eyelids)
 
-    cache_name = f"meshwarp-fields-v1-coarse{COARSE}"
+    cache_name = f"meshwarp-fields-v2-coarse{COARSE}"
 
     def prepare(self, identity: AvatarIdentity) -> MeshWarpPrepared:
         """Precompute the identity's displacement fields (most of the 0.3-0.8 s at 512 px) and
@@ -138,6 +144,7 @@ class MeshWarpRenderer(Renderer):
             source_mouth=SourceMouth.from_landmarks(
                 portrait, identity.landmarks, identity.eye_distance
             ),
+            lids=lid_look(portrait, identity.landmarks),
         )
         log.debug("mesh-warp: prepared identity %s", identity.key[:12])
         return prepared
@@ -159,15 +166,33 @@ class MeshWarpRenderer(Renderer):
     def _frame(self, prepared: MeshWarpPrepared, values: dict[str, float]) -> np.ndarray:
         coeffs = effective_channels(values)
         frame = resample(prepared.portrait, prepared.fields.backward_map(coeffs))
-        if self.mouth_interior:
-            paint_mouth(
-                frame,
-                prepared.fields.vertices(coeffs),
-                prepared.mouth,
-                prepared.eye_distance,
-                prepared.source_mouth,
-            )
+        paint_features(frame, prepared, coeffs, mouth=self.mouth_interior, eyelids=self.eyelids)
         return frame
+
+
+def paint_features(
+    frame: np.ndarray,
+    prepared: MeshWarpPrepared,
+    coeffs: dict[str, float],
+    *,
+    mouth: bool = True,
+    eyelids: bool = True,
+) -> None:
+    """Paint what a warp cannot make into the warped ``frame`` (S, S, 3) uint8, in place: the
+    closing upper lids, and the line where the lips meet or the inside of the open mouth.
+
+    Args:
+        coeffs: the frame's :func:`effective_channels`.
+    """
+    if not (mouth or eyelids):
+        return
+    vertices = prepared.fields.vertices(coeffs)
+    if eyelids and any(coeffs.get(channel, 0.0) > 0.01 for *_, channel in EYES):
+        eyes_open = prepared.fields.vertices({**coeffs, "blink_l": 0.0, "blink_r": 0.0})
+        blur = prepared.mouth.blur_px
+        paint_lids(frame, eyes_open, vertices, prepared.lids, prepared.eye_distance, blur)
+    if mouth:
+        paint_mouth(frame, vertices, prepared.mouth, prepared.eye_distance, prepared.source_mouth)
 
 
 def resample(portrait: np.ndarray, moved: tuple[Box, np.ndarray] | None) -> np.ndarray:

@@ -44,6 +44,8 @@ IRIS_R = (*topo.IRIS_R, topo.IRIS_R_CENTER)
 # Amplitudes at channel value 1, in units of E (outer eye-corner distance).
 JAW_DROP = 0.22
 LIP_PART_LOWER, LIP_PART_UPPER = 0.08, 0.03
+JAW_AT_CORNER = 0.4
+"""Share of the jaw's drop at the mouth corners (the lower lip tapers to it from its middle)."""
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -108,6 +110,12 @@ class FaceRig:
         """(N,) signed horizontal offset from the mouth centre, in mouth half-widths."""
         return (self.points[:, 0] - self.mouth_center[0]) / (0.5 * self.mouth_width)
 
+    def _corner_taper(self, at_corner: float) -> np.ndarray:
+        """(N,) 1 over the middle of the mouth, falling smoothly to ``at_corner`` at the
+        corners: a lip opens as a lens around the corners' pivot, not as a box."""
+        lateral = np.abs(self._lateral())
+        return 1.0 - (1.0 - at_corner) * _smoothstep((lateral - 0.25) / 0.75)
+
     # -- mouth ----------------------------------------------------------------------
     def jaw_open(self) -> np.ndarray:
         e, (mx, my) = self.eye_distance, self.mouth_center
@@ -119,18 +127,20 @@ class FaceRig:
         w = below * central * deeper
         sets = self.lips
         w[sets["upper_inner"] + sets["upper_outer"]] = 0.0
-        w[sets["lower_inner"] + sets["lower_outer"]] = 1.0
-        w[list(MOUTH_CORNERS)] = 0.4
+        lower = sets["lower_inner"] + sets["lower_outer"]
+        w[lower] = self._corner_taper(JAW_AT_CORNER)[lower]
+        w[list(MOUTH_CORNERS)] = JAW_AT_CORNER
         d = self._zeros()
         d[:, 1] = JAW_DROP * e * w
         return d
 
     def lip_open(self) -> np.ndarray:
         e, s, d = self.eye_distance, self.lips, self._zeros()
-        d[s["lower_inner"], 1] = LIP_PART_LOWER * e
-        d[s["lower_outer"], 1] = 0.8 * LIP_PART_LOWER * e
-        d[s["upper_inner"], 1] = -LIP_PART_UPPER * e
-        d[s["upper_outer"], 1] = -0.7 * LIP_PART_UPPER * e
+        taper = self._corner_taper(0.2)
+        d[s["lower_inner"], 1] = LIP_PART_LOWER * e * taper[s["lower_inner"]]
+        d[s["lower_outer"], 1] = 0.8 * LIP_PART_LOWER * e * taper[s["lower_outer"]]
+        d[s["upper_inner"], 1] = -LIP_PART_UPPER * e * taper[s["upper_inner"]]
+        d[s["upper_outer"], 1] = -0.7 * LIP_PART_UPPER * e * taper[s["upper_outer"]]
         return d
 
     def _horizontal(self, amount: float, sigma: float) -> np.ndarray:

@@ -13,9 +13,13 @@ import cv2
 import numpy as np
 
 from avatar.renderers.meshwarp.fields import head_fields
-from avatar.renderers.meshwarp.mouth import paint_mouth
 from avatar.renderers.meshwarp.raster import Rasteriser
-from avatar.renderers.meshwarp.renderer import WARPED, MeshWarpPrepared, effective_channels
+from avatar.renderers.meshwarp.renderer import (
+    WARPED,
+    MeshWarpPrepared,
+    effective_channels,
+    paint_features,
+)
 from avatar.renderers.meshwarp.rig import vertex_bases
 
 
@@ -117,6 +121,5 @@ class ExactWarp:
             cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        vertices = prepared.fields.vertices(coeffs)
-        paint_mouth(frame, vertices, prepared.mouth, prepared.eye_distance, prepared.source_mouth)
+        paint_features(frame, prepared, coeffs)
         return frame

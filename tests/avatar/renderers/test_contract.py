@@ -31,11 +31,13 @@ from tests.fakes import (
 )
 
 GOLDEN = Path(__file__).parents[2] / "data" / "golden_meshwarp_256.npz"
-"""Recorded on the commit before the renderer contract (6ed88b7): the motion track of a short
-utterance with an inline emotion, rendered by the default companion at 256 px, and the sha256
-(first 16 hex digits) of every frame the old ``MeshWarpRenderer.render`` produced. The exact
-warp in ``exact_warp.py`` still makes those frames; the renderer since #12 (coarse smooth
-fields, only the region that moves) is held to a PSNR bound against it."""
+"""The motion track of a short utterance with an inline emotion (recorded on 6ed88b7, before
+the renderer contract), and the sha256 (first 16 hex digits) of every frame the exact warp
+(``exact_warp.py``: every field at full resolution) makes of it with the default companion at
+256 px. Frames first recorded from the renderer before #12; recorded again at #13 (the look:
+the lower lip tapering to the corners, the line where the lips meet, the mouth's inside and
+the lids), which changed what is painted, not the warp. The fast renderer since #12 (coarse
+smooth fields, only the region that moves) is held to a PSNR bound against it."""
 
 
 def _digest(frame: np.ndarray) -> str:
