@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from avatar.identity import topology as topo
+from avatar.renderers.meshwarp.rig import contour_y
 
 EYES = (
     (topo.EYE_L_UPPER, topo.BROW_L_LOWER, "blink_l"),
@@ -73,7 +74,7 @@ def lid_look(portrait: np.ndarray, landmarks: np.ndarray) -> LidLook:
     for upper, brow, _ in EYES:
         lid = pts[list(upper)]
         lid = lid[np.argsort(lid[:, 0])]
-        brow_y = _contour_y(pts[list(brow)], lid[:, 0])
+        brow_y = contour_y(pts[list(brow)], lid[:, 0])
         under_brow = np.stack([lid[:, 0], brow_y + 0.2 * (lid[:, 1] - brow_y)], axis=1)
         mid = np.stack([lid[:, 0], brow_y + 0.5 * (lid[:, 1] - brow_y)], axis=1)
         skin = _between(portrait, mid, under_brow)
@@ -87,11 +88,6 @@ def lid_look(portrait: np.ndarray, landmarks: np.ndarray) -> LidLook:
         else:
             lashes.append(0.35 * skins[-1])
     return LidLook(np.asarray(skins, np.float32), np.asarray(lashes, np.float32))
-
-
-def _contour_y(contour: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    order = np.argsort(contour[:, 0])
-    return np.interp(xs, contour[order, 0], contour[order, 1])
 
 
 def paint_lids(
@@ -130,7 +126,7 @@ def _paint_lid(image, lid_open, lid_now, skin, lash, eye_distance, blur_px) -> N
     if x1 - x0 < 3 or y1 - y0 < 3:
         return
     xs = np.arange(x0, x1, dtype=np.float64)
-    y_open, y_now = _contour_y(lid_open, xs), _contour_y(lid_now, xs)
+    y_open, y_now = contour_y(lid_open, xs), contour_y(lid_now, xs)
     drop = np.clip(y_now - y_open, 0.0, None)
     ys = np.arange(y0, y1, dtype=np.float64)[:, None]
     depth = ys - y_open[None, :]  # pixels below the open margin

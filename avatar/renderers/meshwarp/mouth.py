@@ -25,6 +25,7 @@ from avatar.renderers.meshwarp.mouth_shading import (
     teeth_shade,
     teeth_shown,
 )
+from avatar.renderers.meshwarp.rig import contour_y
 
 _SHIFT = 3  # fixed-point bits for sub-pixel polygon filling
 MIN_OPENING_PX = 0.6
@@ -73,11 +74,6 @@ class SourceMouth:
         return SourceMouth(portrait, upper, lower)
 
 
-def _contour_y(contour: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    order = np.argsort(contour[:, 0])
-    return np.interp(xs, contour[order, 0], contour[order, 1])
-
-
 def paint_mouth(
     image: np.ndarray,
     vertices: np.ndarray,
@@ -109,8 +105,8 @@ def paint_mouth(
     if x1 <= x0 or y1 <= y0:
         return
     xs = np.arange(x0, x1, dtype=np.float64)
-    y_up = _contour_y(upper, xs)  # (w,)
-    y_lo = _contour_y(lower, xs)
+    y_up = contour_y(upper, xs)  # (w,)
+    y_lo = contour_y(lower, xs)
     corners = (float(upper[0, 0]), float(upper[-1, 0]))
     roi = image[y0:y1, x0:x1]
     closed = lips_closed(xs, y_up, y_lo, corners, eye_distance)
@@ -181,9 +177,10 @@ def close_lip_line(
     """Where the lips meet, draw the line between them in place: lip colour and a soft shadow.
 
     A warp that closes a mouth over teeth leaves a sliver of tooth white between the lips
-    (the fold's last pixels). Over a band around the meeting line the pixels are replaced by
-    the lips' own colours just above and below the band, interpolated across it, and darkened
-    by a soft shadow line where the lips meet.
+    (the fold's last pixels). Over a band around the meeting line, pixels brighter than the
+    lips' own colours just above and below the band (interpolated across it) take those
+    colours; the rest keep the warp's texture. All are darkened by a soft shadow line where
+    the lips meet.
 
     Args:
         roi: (h, w, 3) uint8 RGB box of the frame, changed in place.
@@ -244,8 +241,8 @@ def _source_teeth(
     src_left, src_right = source.upper[0, 0], source.upper[-1, 0]
     u = (xs - left) / max(right - left, 1.0)  # 0..1 across the output mouth
     src_x = src_left + np.clip(u, 0.0, 1.0) * (src_right - src_left)
-    src_up = _contour_y(source.upper, src_x)
-    src_gap = np.clip(_contour_y(source.lower, src_x) - src_up, 0.0, None)[None, :]
+    src_up = contour_y(source.upper, src_x)
+    src_gap = np.clip(contour_y(source.lower, src_x) - src_up, 0.0, None)[None, :]
     gap = np.clip(y_lo - y_up, 1e-3, None)[None, :]
     d = ys[:, None] - y_up[None, :]  # depth below the output upper lip, pixels
     from_bottom = y_lo[None, :] - ys[:, None]

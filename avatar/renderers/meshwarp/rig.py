@@ -53,8 +53,8 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _interp_y(contour: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """y of a polyline (K, 2) sorted by x, evaluated at x."""
+def contour_y(contour: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """y of a polyline (K, 2) (any point order: sorted by x here), evaluated at x (pixels)."""
     order = np.argsort(contour[:, 0])
     return np.interp(x, contour[order, 0], contour[order, 1])
 
@@ -187,12 +187,12 @@ class FaceRig:
         lo = self.points[list(topo.LIPS_INNER_LOWER)]
         s, d = self.lips, self._zeros()
         gap_at_upper = np.clip(
-            _interp_y(lo, self.points[s["upper_inner"], 0]) - self.points[s["upper_inner"], 1],
+            contour_y(lo, self.points[s["upper_inner"], 0]) - self.points[s["upper_inner"], 1],
             0.0,
             None,
         )
         gap_at_lower = np.clip(
-            self.points[s["lower_inner"], 1] - _interp_y(up, self.points[s["lower_inner"], 0]),
+            self.points[s["lower_inner"], 1] - contour_y(up, self.points[s["lower_inner"], 0]),
             0.0,
             None,
         )
@@ -207,13 +207,13 @@ class FaceRig:
     def _blink(self, upper: list[int], lower: list[int]) -> np.ndarray:
         e, d = self.eye_distance, self._zeros()
         up, lo = self.points[list(upper)], self.points[list(lower)]
-        gap = np.clip(_interp_y(lo, up[:, 0]) - up[:, 1], 0.0, None)
-        gap_lower = np.clip(lo[:, 1] - _interp_y(up, lo[:, 0]), 0.0, None)
+        gap = np.clip(contour_y(lo, up[:, 0]) - up[:, 1], 0.0, None)
+        gap_lower = np.clip(lo[:, 1] - contour_y(up, lo[:, 0]), 0.0, None)
         d[list(upper), 1] = 0.97 * gap
         d[list(lower), 1] = -0.03 * gap_lower
         # skin above the lid follows part of the way, fading with height
         x0, x1 = up[:, 0].min(), up[:, 0].max()
-        top = _interp_y(up, np.clip(self.points[:, 0], x0, x1))
+        top = contour_y(up, np.clip(self.points[:, 0], x0, x1))
         height = top - self.points[:, 1]  # > 0 above the lid
         inside_x = (self.points[:, 0] > x0) & (self.points[:, 0] < x1)
         follow = np.where(inside_x & (height > 0.5), 1.0 - _smoothstep(height / (0.2 * e)), 0.0)
@@ -286,7 +286,7 @@ class FaceRig:
             (topo.EYE_R_UPPER, topo.EYE_R_LOWER),
         ):
             up, lo = self.points[list(upper)], self.points[list(lower)]
-            gap = np.clip(lo[:, 1] - _interp_y(up, lo[:, 0]), 0.0, None)
+            gap = np.clip(lo[:, 1] - contour_y(up, lo[:, 0]), 0.0, None)
             d[list(lower), 1] = -0.45 * gap
         return d * (e > 0)
 
