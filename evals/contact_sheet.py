@@ -12,6 +12,7 @@ written as a PNG; ``make look`` writes ``out/look.png``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,8 +23,9 @@ import numpy as np
 from avatar.cache_root import cache_root
 from avatar.companion import CompanionSpec
 from avatar.entry_errors import report
-from avatar.errors import AvatarError
+from avatar.errors import OutputPathError
 from avatar.identity import topology as topo
+from avatar.media.outputs import check_output_path
 from avatar.motion.emotion import EXPRESSION_TARGETS
 from avatar.motion.track import CHANNELS, MOUTH_CHANNELS
 from avatar.motion.visemes import VISEME_TARGETS
@@ -171,25 +173,43 @@ def contact_sheet(
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: writes the sheet (``out=``, default out/look.png); 2 on bad input."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out, portraits, overrides = Path("out/look.png"), list(LOOK_PORTRAITS), []
+    out, portraits, overrides = "out/look.png", list(LOOK_PORTRAITS), []
     for arg in sys.argv[1:] if argv is None else argv:
         key, _, value = arg.partition("=")
         if key == "out":
-            out = Path(value)
+            out = value
         elif key == "portraits":
             portraits = [v for v in value.split(",") if v]
         else:
             overrides.append(arg)
     try:
+        out = check_output_path(out, suffix=".png", key="out")  # before any work
         sheet = contact_sheet(overrides, portraits)
-    except AvatarError as exc:
+        write_png(out, sheet)
+    except Exception as exc:  # bad input: one line and 2; a bug: its traceback and 1
         return report(exc)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        log.error("could not write %s", out)
-        return 1
     log.info("contact sheet %dx%d: %s", sheet.shape[1], sheet.shape[0], out)
     return 0
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """Write (H, W, 3) uint8 RGB as a PNG at ``path`` whole or not at all (a hidden temporary
+    file beside it, renamed when complete).
+
+    Raises:
+        OutputPathError: the PNG could not be encoded or written.
+    """
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OutputPathError(f"out={path}: the sheet could not be encoded as a PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(data.tobytes())
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OutputPathError(f"out={path}: cannot write the sheet: {exc.strerror or exc}") from exc
 
 
 if __name__ == "__main__":

@@ -97,8 +97,10 @@ class MeshWarpRenderer(Renderer):
                 f"most {MAX_SIZE} (H.264 frames need even sides), got {size!r}"
             )
         self.size = int(size)
-        self.mouth_interior = bool(mouth_interior)
-        self.eyelids = bool(eyelids)
+        for key, flag in (("mouth_interior", mouth_interior), ("eyelids", eyelids)):
+            if not isinstance(flag, bool):
+                raise ConfigValueError(f"renderer.{key} must be true or false, got {flag!r}")
+        self.mouth_interior, self.eyelids = mouth_interior, eyelids
 
     cache_name = f"meshwarp-fields-v2-coarse{COARSE}"
 

@@ -130,3 +130,34 @@ def test_a_closed_lid_is_skin_with_a_lash_line():
     assert np.median(np.linalg.norm(lid - [205, 168, 150], axis=1)) < 25.0
     margin = image[110:114, 95:106]
     assert _luma(margin).min() < 100.0  # the lash line at the lid's margin
+
+
+@pytest.mark.parametrize("key", ["mouth_interior", "eyelids"])
+@pytest.mark.parametrize("value", ["maybe", 3, None])
+def test_paint_switches_must_be_booleans(key, value):
+    from avatar.errors import ConfigValueError
+    from avatar.renderers.meshwarp import MeshWarpRenderer
+
+    flags = {"mouth_interior": True, "eyelids": True, key: value}
+    with pytest.raises(ConfigValueError, match=f"renderer.{key} must be true or false"):
+        MeshWarpRenderer(size=256, **flags)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["portraits=nope"], "unknown portraits"),
+        (["out=sheet.jpg"], "must end in .png"),
+        (["out="], "out is empty"),
+        (["renderer.eyelids=maybe"], "renderer.eyelids must be true or false"),
+    ],
+)
+def test_contact_sheet_refuses_bad_input_before_any_work(args, message, tmp_path, capsys):
+    from evals.contact_sheet import main
+
+    args = [a if a != "out=sheet.jpg" else f"out={tmp_path / 'sheet.jpg'}" for a in args]
+    if not any(a.startswith("out=") for a in args):
+        args.append(f"out={tmp_path / 'look.png'}")
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written, not even a partial file
