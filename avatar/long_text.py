@@ -46,7 +46,7 @@ from avatar.media import Mp4Sink, open_mp4
 from avatar.motion.carry import MotionCarry
 from avatar.motion.emotion import EmotionEvent, tag_events
 from avatar.motion.track import MotionTrack
-from avatar.render_ahead import encode_frames
+from avatar.render_ahead import Progress, encode_frames
 from avatar.render_result import RenderResult
 from avatar.speech.segments import Segment, split_segments
 from avatar.speech.timeline import SILENCE, Phone, PhonemeTimeline
@@ -240,6 +240,7 @@ def render_segments(
     mood: EmotionEvent | None,
     started: float,
     cancel: CancelToken | None,
+    progress: Progress | None = None,
 ) -> RenderResult:
     """Render ``companion`` saying ``segments`` in turn into one MP4 (see the module).
 
@@ -251,6 +252,8 @@ def render_segments(
         mood: an emotion set from the start (``render_text``'s ``emotion``), or None.
         started: ``time.perf_counter()`` when the request started (for ``first_frame``).
         cancel: checked before every frame; a cancelled render writes nothing.
+        progress: ``progress(frames written, frames in all)`` after each frame; the total is
+            None until the last segment is spoken.
 
     Returns:
         The result; its ``speech`` is None (the audio is in the MP4 only, to bound memory),
@@ -283,7 +286,15 @@ def render_segments(
                 timings["encode"] += time.perf_counter() - t
                 voice = Audio(part.speech.audio, sr)
                 frames = pipeline.render_ahead(resolved.prepared, part.motion, voice, cancel=cancel)
-                first, encode_s = encode_frames(writer, frames, cancel)
+                counted = None
+                if progress is not None:
+                    total = part.frames if upcoming is None else None
+                    done = part.frames - len(part.motion)  # frames of the segments before
+
+                    def counted(k: int, done: int = done, total: int | None = total) -> None:
+                        progress(done + k, total)
+
+                first, encode_s = encode_frames(writer, frames, cancel, counted)
                 if first is not None:
                     timings.setdefault("first_frame", first - started)
                 timings["encode"] += encode_s

@@ -33,19 +33,14 @@ from avatar.media import EncoderSettings, Mp4Sink, check_mp4_output, open_mp4
 from avatar.motion.emotion import EmotionEvent, check_emotion, parse_tags, tag_events
 from avatar.motion.generate import MotionGenerator
 from avatar.motion.track import MotionTrack
-from avatar.render_ahead import encode_frames
+from avatar.render_ahead import Progress, encode_frames
 from avatar.render_result import RenderResult
 from avatar.render_workers import RenderAheadFactory
 from avatar.renderers.base import Renderer, render_track
 from avatar.speech.timeline import PhonemeTimeline
 from avatar.speech.tts import Speech, silence_speech
 from avatar.speech.voices import Voices
-from avatar.streaming import (
-    StreamingSession,
-    StreamingSettings,
-    behaviour_track,
-    learned_track,
-)
+from avatar.streaming import StreamingSession, StreamingSettings, behaviour_track, learned_track
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +230,7 @@ class Pipeline:
         seed: int | None = None,
         encoder: EncoderSettings | None = None,
         cancel: CancelToken | None = None,
+        progress: Progress | None = None,
     ) -> RenderResult:
         """Render ``speech`` by ``companion`` to an MP4 at ``out`` (written atomically), or
         as a fragmented MP4 into a sink (:class:`~avatar.media.Mp4StreamWriter`).
@@ -253,6 +249,7 @@ class Pipeline:
             encoder: MP4 settings for this file (None: the pipeline's).
             cancel: checked before every frame; a cancelled render writes nothing and raises
                 :class:`~avatar.errors.Cancelled`.
+            progress: ``progress(frames written, frames in all)`` after each frame (a bar).
         """
         out = check_mp4_output(out)
         timings = dict(timings or {})
@@ -281,7 +278,8 @@ class Pipeline:
             encode_s = time.perf_counter() - t0  # (a stream's fragments leave as they are cut)
             voice = Audio(speech.audio, speech.sample_rate)
             frames = self.render_ahead(resolved.prepared, motion, voice, cancel=cancel)
-            first, frames_encode_s = encode_frames(writer, frames, cancel)
+            counted = progress and (lambda k: progress(k, len(motion)))
+            first, frames_encode_s = encode_frames(writer, frames, cancel, counted)
             if first is not None:
                 timings["first_frame"] = first - start + before
             encode_s += frames_encode_s
@@ -303,6 +301,7 @@ class Pipeline:
         emotion: str | None = None,
         emotion_intensity: float = 1.0,
         cancel: CancelToken | None = None,
+        progress: Progress | None = None,
     ) -> RenderResult:
         """Text -> speech (the companion's voice) -> MP4 of ``companion`` saying it.
 
@@ -311,6 +310,7 @@ class Pipeline:
         ``out`` is a path or a sink, as for :meth:`render_speech`. A text longer than
         ``long_text.max_text_chars`` is refused before any work; one longer than a segment
         goes in segments (:mod:`avatar.long_text`; the result then holds no ``speech``).
+        ``progress`` as for :meth:`render_speech` (total None until a long text's end).
         """
         out = check_mp4_output(out)  # before any work
         t0 = time.perf_counter()
@@ -326,7 +326,9 @@ class Pipeline:
             plan = plan_segments(clean, tags, self.long_text, voice_max_chars=cap)
         check_cancel(cancel)
         if plan:
-            return render_segments(self, spec, plan, out, mood=mood, started=t0, cancel=cancel)
+            return render_segments(
+                self, spec, plan, out, mood=mood, started=t0, cancel=cancel, progress=progress
+            )
         with ThreadPoolExecutor(1, thread_name_prefix="resolve") as pool:
             resolving = pool.submit(self.resolve, spec, cancel=cancel)  # while the voice speaks
             speech = voice.synthesize(clean)
@@ -340,6 +342,7 @@ class Pipeline:
             emotions=events,
             timings={"tts": time.perf_counter() - t0},
             cancel=cancel,
+            progress=progress,
         )
 
     def render_audio(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -25,7 +25,11 @@ from avatar.cancel import check as check_cancel
 from avatar.motion.track import MotionTrack
 from avatar.renderers.base import Prepared, Renderer, audio_span, channel_values
 
-__all__ = ["RenderAhead", "encode_frames"]
+__all__ = ["Progress", "RenderAhead", "encode_frames"]
+
+Progress = Callable[[int, "int | None"], None]
+"""``progress(frames_written, frames_in_all)`` after each frame is encoded; ``frames_in_all``
+is None while unknown (a long text before its last segment is spoken)."""
 
 
 class RenderAhead:
@@ -98,19 +102,25 @@ class RenderAhead:
 
 
 def encode_frames(
-    writer: Any, frames: Iterable[np.ndarray], cancel: CancelToken | None
+    writer: Any,
+    frames: Iterable[np.ndarray],
+    cancel: CancelToken | None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[float | None, float]:
-    """Hand ``frames`` to ``writer.write_frame`` one by one, cancellable before each.
+    """Hand ``frames`` to ``writer.write_frame`` one by one, cancellable before each;
+    ``progress(k)`` after the k-th (1-based) is written.
 
     Returns:
         ``(first, encode_s)``: ``time.perf_counter()`` when the first frame was ready (None
         without frames) and the seconds spent in ``write_frame``.
     """
     first, encode_s = None, 0.0
-    for frame in frames:
+    for k, frame in enumerate(frames, 1):
         check_cancel(cancel)
         t0 = time.perf_counter()
         first = t0 if first is None else first
         writer.write_frame(frame)
         encode_s += time.perf_counter() - t0
+        if progress is not None:
+            progress(k)
     return first, encode_s

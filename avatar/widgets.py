@@ -1,15 +1,17 @@
 """Notebook widgets for the workbench: pick a companion, render, scrub frames, plot a timeline.
 
-The project's only ipywidgets import, made lazily: ``import avatar`` never needs ipywidgets (the
-``lab`` extra). Every widget is a plain object holding its ipywidgets under ``.widget``, so it is
-built and driven without a kernel (tests/avatar/test_widgets.py); a notebook shows it by ending
+ipywidgets is imported lazily: ``import avatar`` never needs it (the ``lab`` extra). Every
+widget is a plain object holding its ipywidgets under ``.widget``, so it is built and driven
+without a kernel (tests/avatar/test_widgets.py); a notebook shows it by ending
 a cell with it (``_repr_mimebundle_``).
 
     picker = CompanionPicker()
     panel = RenderPanel(picker)              # Render button -> MP4 shown inline
     result = panel.render()                  # or click; panel.result holds the RenderResult
     FrameScrubber(result)                    # slider over frames, landmarks, channel values
-    timeline_figure(result)                  # waveform, phones, visemes, jaw/lip, blinks
+    timeline_figure(result)                  # waveform, phones, visemes, mouth, eyes, head
+
+``timeline_figure`` lives in :mod:`avatar.timeline_plot`.
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from avatar.companion import CompanionSpec, configs_dir, load_companion
+from avatar.timeline_plot import timeline_figure
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from avatar.pipeline import Pipeline
     from avatar.render_result import RenderResult
 
 __all__ = ["CompanionPicker", "FrameScrubber", "RenderPanel", "default_pipeline_maker"]
-__all__ += ["built_in_companions", "png_bytes", "timeline_figure", "video_html"]
+__all__ += ["built_in_companions", "built_in_renderers", "png_bytes", "timeline_figure"]
+__all__ += ["video_html"]
 
 SHOWN_CHANNELS = ("jaw_open", "lip_open", "lip_round", "lip_press", "smile")
 SHOWN_CHANNELS += ("blink_l", "blink_r", "gaze_x", "head_yaw", "head_pitch")
@@ -60,6 +62,11 @@ class _Shown:
 def built_in_companions() -> list[str]:
     """Names of the companions in ``configs/companion/`` (``load_companion(name)`` loads one)."""
     return sorted(p.stem for p in (configs_dir() / "companion").glob("*.yaml"))
+
+
+def built_in_renderers() -> list[str]:
+    """Names of the renderers in ``configs/renderer/`` (the ``renderer=<name>`` override)."""
+    return sorted(p.stem for p in (configs_dir() / "renderer").glob("*.yaml"))
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -119,33 +126,36 @@ class CompanionPicker(_Shown):
         return load_companion(self.dropdown.value)
 
 
-PipelineMaker = Callable[[int, int], "Pipeline"]
-"""(size, motion seed) -> Pipeline."""
+PipelineMaker = Callable[[int, int, str], "Pipeline"]
+"""(size in pixels, motion seed, renderer name) -> Pipeline."""
 
 
 def default_pipeline_maker(overrides: Sequence[str] = ()) -> PipelineMaker:
-    """Pipelines from ``configs/render.yaml`` + ``overrides`` at a size and motion seed, one
-    per (size, seed), kept for reuse."""
-    made: dict[tuple[int, int], Pipeline] = {}
+    """Pipelines from ``configs/render.yaml`` + ``overrides`` with a renderer, a size and a
+    motion seed, one per (size, seed, renderer), kept for reuse."""
+    made: dict[tuple[int, int, str], Pipeline] = {}
 
-    def make(size: int, seed: int) -> Pipeline:
-        if (size, seed) not in made:
+    def make(size: int, seed: int, renderer: str = "meshwarp") -> Pipeline:
+        key = (size, seed, renderer)
+        if key not in made:
             from avatar.config import compose, pipeline_from_config
 
-            cfg = compose("render", [*overrides, f"renderer.size={size}", f"motion.seed={seed}"])
-            made[size, seed] = pipeline_from_config(cfg)
-        return made[size, seed]
+            chosen = [f"renderer={renderer}", f"renderer.size={size}", f"motion.seed={seed}"]
+            made[key] = pipeline_from_config(compose("render", [*overrides, *chosen]))
+        return made[key]
 
     return make
 
 
 class RenderPanel(_Shown):
-    """Text, emotion and intensity, seed, size; a Render button; the MP4 inline.
+    """Text, emotion and intensity, seed, size, renderer; a Render button, a progress bar over
+    the frames, the MP4 inline.
 
     Args:
         companion: a picker, a spec, or a built-in name.
-        make_pipeline: (size, seed) -> Pipeline (default: :func:`default_pipeline_maker`).
-        text, emotion, intensity, seed, size: the starting values.
+        make_pipeline: (size, seed, renderer) -> Pipeline (default:
+            :func:`default_pipeline_maker`).
+        text, emotion, intensity, seed, size, renderer: the starting values.
         out_dir: where MP4s are written (``render-<n>.mp4``).
     """
 
@@ -159,6 +169,7 @@ class RenderPanel(_Shown):
         intensity: float = 1.0,
         seed: int = 0,
         size: int = 256,
+        renderer: str = "meshwarp",
         out_dir: str | Path = "out",
     ) -> None:
         from avatar.motion.emotion import EXPRESSION_TARGETS
@@ -178,12 +189,15 @@ class RenderPanel(_Shown):
         self.intensity.description = "intensity"
         self.seed = w.IntText(value=seed, description="seed")
         self.size = w.Dropdown(options=sizes, value=size, description="size")
+        renderers = sorted({*built_in_renderers(), renderer})
+        self.renderer = w.Dropdown(options=renderers, value=renderer, description="renderer")
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="frames")
         self.button = w.Button(description="Render", button_style="primary", icon="play")
         self.status = w.HTML()
         self.video = w.HTML()
         self.button.on_click(lambda _: self.render())
-        controls = w.HBox([self.emotion, self.intensity])
-        options = w.HBox([self.seed, self.size, self.button])
+        controls = w.HBox([self.emotion, self.intensity, self.renderer])
+        options = w.HBox([self.seed, self.size, self.button, self.progress])
         self.widget = w.VBox([self.text, controls, options, self.status, self.video])
 
     def on_render(self, listener: Callable[[RenderResult], None]) -> None:
@@ -196,17 +210,26 @@ class RenderPanel(_Shown):
             return c.spec
         return load_companion(c) if isinstance(c, str) else c
 
+    def _progressed(self, done: int, total: int | None) -> None:
+        """The bar's value (frames encoded) and its end (frames in all, once known)."""
+        self.progress.max = max(total or done, 1)
+        self.progress.value = done
+
     def render(self) -> RenderResult | None:
         """Render with the current values; shows the MP4 (or the error) in the panel."""
         self.button.disabled = True
         self.status.value = "rendering..."
         try:
-            pipeline = self.make_pipeline(int(self.size.value), int(self.seed.value))
+            size, seed = int(self.size.value), int(self.seed.value)
+            pipeline = self.make_pipeline(size, seed, str(self.renderer.value))
             self._count += 1
             self.out_dir.mkdir(parents=True, exist_ok=True)
             out = self.out_dir / f"render-{self._count}.mp4"
             mood = {"emotion": self.emotion.value, "emotion_intensity": float(self.intensity.value)}
-            result = pipeline.render_text(self._spec(), self.text.value, out, **mood)
+            self.progress.value = 0
+            result = pipeline.render_text(
+                self._spec(), self.text.value, out, progress=self._progressed, **mood
+            )
         except Exception as exc:  # shown in the panel; the notebook keeps running
             self.status.value = f"<span style='color:#b00'>{type(exc).__name__}: {exc}</span>"
             return None
@@ -323,75 +346,3 @@ class FrameScrubber(_Shown):
             for k, v in self.channel_values().items()
         )
         self.values.value = f"<table style='font-family:monospace'>{rows}</table>"
-
-
-def _viseme_per_frame(motion: Any) -> list[str] | None:
-    names = [c for c in motion.channels if c.startswith("viseme.")]
-    if not names:
-        return None
-    weights = np.stack([motion[c] for c in names], axis=1)
-    return [names[k].removeprefix("viseme.") for k in weights.argmax(axis=1)]
-
-
-def _spans(labels: Sequence[str], fps: float) -> list[tuple[str, float, float]]:
-    """Runs of equal labels as (label, start s, end s)."""
-    out: list[tuple[str, float, float]] = []
-    start = 0
-    for i in range(1, len(labels) + 1):
-        if i == len(labels) or labels[i] != labels[start]:
-            out.append((labels[start], start / fps, i / fps))
-            start = i
-    return out
-
-
-def timeline_figure(
-    result: RenderResult,
-    *,
-    channels: Sequence[str] = ("jaw_open", "lip_open", "lip_round", "lip_press"),
-    width: float = 10.0,
-) -> Figure:
-    """Waveform (with phones), visemes, mouth channels and blinks of a render, on one time axis.
-
-    A :class:`matplotlib.figure.Figure` outside pyplot (no global state): a notebook shows it
-    as a PNG by ending a cell with it; ``fig.savefig(path)`` writes it.
-    """
-    from matplotlib.figure import Figure
-
-    motion, speech = result.motion, result.speech
-    rows = ["audio"] if speech is not None else []
-    visemes = _viseme_per_frame(motion) if motion is not None else None
-    rows += ["visemes"] if visemes else []
-    rows += ["mouth", "blinks"] if motion is not None else []
-    if not rows:
-        raise ValueError("timeline_figure: the render holds neither speech nor motion")
-    fig = Figure(figsize=(width, 1.6 * len(rows)), layout="constrained")
-    grid = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
-    axes = dict(zip(rows, grid, strict=True))
-    if speech is not None:
-        ax = axes["audio"]
-        t = np.arange(len(speech.audio)) / speech.sample_rate
-        ax.plot(t, speech.audio, lw=0.5, color="0.3")
-        top = float(np.max(np.abs(speech.audio), initial=1e-3))
-        for p in speech.timeline.phones:
-            ax.axvline(p.start, color="tab:blue", lw=0.4, alpha=0.5)
-            ax.text((p.start + p.end) / 2, top, p.phoneme, ha="center", va="bottom", fontsize=7)
-        ax.set_ylabel("audio")
-    if visemes:
-        ax = axes["visemes"]
-        for k, (name, start, end) in enumerate(_spans(visemes, motion.fps)):
-            ax.axvspan(start, end, color=f"C{k % 10}", alpha=0.3)
-            ax.text((start + end) / 2, 0.5, name, ha="center", va="center", fontsize=7)
-        ax.set_yticks([])
-        ax.set_ylabel("viseme")
-    if motion is not None:
-        t = np.arange(len(motion)) / motion.fps
-        for name in (c for c in channels if c in motion.channels):
-            axes["mouth"].plot(t, motion[name], label=name)
-        axes["mouth"].legend(loc="upper right", fontsize=7, ncol=2)
-        axes["mouth"].set_ylabel("mouth")
-        for name in (c for c in ("blink_l", "blink_r") if c in motion.channels):
-            axes["blinks"].plot(t, motion[name], label=name)
-        axes["blinks"].legend(loc="upper right", fontsize=7)
-        axes["blinks"].set_ylabel("blinks")
-    axes[rows[-1]].set_xlabel("seconds")
-    return fig

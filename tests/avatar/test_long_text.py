@@ -228,3 +228,27 @@ def test_a_long_text_streams_into_a_sink_as_into_a_file(pipeline, rendered, tmp_
     s, f = read_mp4(tmp_path / "s.mp4"), read_mp4(rendered.path)
     assert len(s.frames) == len(f.frames) and np.abs(s.frames.astype(int) - f.frames).mean() < 1
     assert np.corrcoef(s.audio[2048:], f.audio[2048:])[0, 1] > 0.99
+
+
+def test_progress_counts_every_frame_and_learns_the_total_at_the_last_segment(
+    pipeline, rendered, tmp_path
+):
+    seen: list[tuple[int, int | None]] = []
+    again = pipeline.render_text("default", TEXT, tmp_path / "bar.mp4", progress=_append(seen))
+    n = again.n_frames
+    assert [done for done, _ in seen] == list(range(1, n + 1))  # each frame once, in order
+    last_start = rendered.boundaries[-1]  # frames before the last segment: total unknown
+    assert all(total is None for _, total in seen[:last_start])
+    assert all(total == n for _, total in seen[last_start:])
+
+
+def test_progress_of_a_one_segment_text_knows_its_total_from_the_first_frame(pipeline, tmp_path):
+    seen: list[tuple[int, int | None]] = []
+    result = pipeline.render_text(
+        "default", "Hello there.", tmp_path / "a.mp4", progress=_append(seen)
+    )
+    assert seen == [(k, result.n_frames) for k in range(1, result.n_frames + 1)]
+
+
+def _append(seen: list):
+    return lambda done, total: seen.append((done, total))

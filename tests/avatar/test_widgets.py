@@ -66,8 +66,17 @@ def test_scrubber_follows_its_slider():
 
 def test_timeline_figure_has_its_rows():
     fig = timeline_figure(_result())
-    assert [ax.get_ylabel() for ax in fig.axes] == ["audio", "viseme", "mouth", "blinks"]
+    rows = ["audio", "viseme", "mouth", "blinks", "gaze", "head"]
+    assert [ax.get_ylabel() for ax in fig.axes] == rows
     assert {t.get_text() for t in fig.axes[1].texts} == {"sil", "aa"}
+    gaze = fig.axes[4]
+    assert [line.get_label() for line in gaze.get_lines()] == ["gaze_x", "gaze_y"]
+    # a track without eye or head channels has no such rows; no speech, no audio row
+    mouth_only = MotionTrack(np.zeros((N, 1), np.float32), ("jaw_open",), FPS)
+    fig = timeline_figure(SimpleNamespace(speech=None, motion=mouth_only))
+    assert [ax.get_ylabel() for ax in fig.axes] == ["mouth"]
+    with pytest.raises(ValueError, match="neither speech nor motion"):
+        timeline_figure(SimpleNamespace(speech=None, motion=None))
 
 
 def test_picker_built_ins_and_upload(tmp_path):
@@ -89,15 +98,17 @@ def test_render_panel_renders_and_tells_listeners(tmp_path):
     calls = []
 
     class FakePipeline:
-        def render_text(self, companion, text, out, *, emotion, emotion_intensity):
+        def render_text(self, companion, text, out, *, emotion, emotion_intensity, progress):
             calls.append((companion.name, text, emotion, emotion_intensity))
+            for k in range(1, N + 1):
+                progress(k, N)
             out.write_bytes(b"\x00\x00\x00\x18ftypmp42")
             return _result(out)
 
     made = []
     panel = RenderPanel(
         "default",
-        make_pipeline=lambda size, seed: made.append((size, seed)) or FakePipeline(),
+        make_pipeline=lambda *key: made.append(key) or FakePipeline(),
         out_dir=tmp_path,
         size=128,
     )
@@ -105,9 +116,11 @@ def test_render_panel_renders_and_tells_listeners(tmp_path):
     panel.on_render(seen.append)
     panel.text.value, panel.emotion.value, panel.seed.value = "Hi.", "happy", 3
     panel.button.click()
-    assert made == [(128, 3)] and calls == [("Astra", "Hi.", "happy", 1.0)]
+    assert made == [(128, 3, "meshwarp")] and calls == [("Astra", "Hi.", "happy", 1.0)]
+    assert (panel.progress.value, panel.progress.max) == (N, N)
+    assert "meshwarp" in panel.renderer.options
     assert seen == [panel.result] and panel.result.path == tmp_path / "render-1.mp4"
     assert "data:video/mp4;base64," in panel.video.value and "10 frames" in panel.status.value
     panel.emotion.value = "neutral"
-    panel.make_pipeline = lambda size, seed: (_ for _ in ()).throw(RuntimeError("no voice"))
+    panel.make_pipeline = lambda *key: (_ for _ in ()).throw(RuntimeError("no voice"))
     assert panel.render() is None and "RuntimeError: no voice" in panel.status.value
