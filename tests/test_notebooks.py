@@ -21,6 +21,10 @@ WIDGET_MODELS = {
     "00-tour.ipynb": {"IntSliderModel", "ImageModel", "ButtonModel", "IntProgressModel"},
     "01-companion.ipynb": {"ToggleButtonsModel", "ImageModel"},
     "02-speech-and-motion.ipynb": {"DropdownModel", "FloatSliderModel", "OutputModel"},
+    "03-evals.ipynb": {"ToggleButtonsModel", "FileUploadModel", "OutputModel"},
+    "04-training.ipynb": {"OutputModel", "FloatProgressModel", "DropdownModel"},
+    "05-real-time.ipynb": {"IntSliderModel", "ImageModel", "PlayModel"},
+    "06-serve.ipynb": {"TextareaModel", "ButtonModel", "HTMLModel"},
     "07-render-from-config.ipynb": {"TextModel", "ButtonModel", "HTMLModel"},
 }
 """Widget models a notebook's executed form must hold (its saved widget state), beyond the
