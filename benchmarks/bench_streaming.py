@@ -18,7 +18,6 @@ import json
 import logging
 import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -37,6 +36,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def run(size: int, n_utterances: int, chunk_s: float) -> dict:
     from avatar.config import compose, pipeline_from_config
+    from avatar.stream_lab import stream_recording
 
     pipeline = pipeline_from_config(compose("render", [f"renderer.size={size}"]))
     session = pipeline.session("default")
@@ -46,31 +46,12 @@ def run(size: int, n_utterances: int, chunk_s: float) -> dict:
     speeches = [pipeline.speak(t) for t in TEXTS[:n_utterances]]
     session.push_audio(speeches[0].audio[:2400], speeches[0].sample_rate)  # warm-up
     session.reset()
-    for speech in speeches:
-        sr = speech.sample_rate
-        step = int(round(chunk_s * sr))
-        base = session.frame_index
-        busy_until = 0.0
-        first = None
-        n_chunks = -(-len(speech.audio) // step)
-        for i in range(n_chunks + 1):
-            arrival = min((i + 1) * step, len(speech.audio)) / sr
-            t0 = time.perf_counter()
-            if i < n_chunks:
-                frames = session.push_audio(speech.audio[i * step : (i + 1) * step], sr)
-            else:
-                frames = session.flush()
-            spent = time.perf_counter() - t0
-            compute.append(spent)
-            done = max(arrival, busy_until) + spent
-            busy_until = done
-            for f in frames:
-                latency = done - (f.index - base) / fps
-                latencies.append(latency)
-                if first is None:
-                    first = latency
-        firsts.append(first)
-        audio_s += len(speech.audio) / sr
+    for speech in speeches:  # each as a call: 20 ms chunks as if in real time, then a flush
+        run = stream_recording(session, speech.audio, speech.sample_rate, chunk_s=chunk_s)
+        latencies += run.latency_s
+        firsts.append(run.latency_s[0])
+        compute += [p.compute_s for p in run.pushes]
+        audio_s += run.audio_s
     learned = pipeline.learned
     return {
         "size": size,

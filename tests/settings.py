@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,6 @@ def image_limits() -> dict[str, Any]:
 def pyannote_sample() -> Path | None:
     """The recorded telephone conversation the pyannote.audio wheel ships (``sample.wav``,
     16 kHz, two speakers; installed with --no-deps by the Makefile), or None when absent."""
-    spec = importlib.util.find_spec("pyannote")
-    if not spec or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "audio" / "sample" / "sample.wav"
-    return path if path.exists() else None
+    from avatar.stream_lab import recorded_conversation
+
+    return recorded_conversation()

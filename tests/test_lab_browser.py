@@ -20,25 +20,14 @@ from typing import Any
 
 import pytest
 
+from tests.browser import launch, needs_chromium
 from tests.lab_server import LabServer
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOK = ROOT / "notebooks" / "00-tour.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [  # as in tests/serve/test_demo_page.py
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RUN_TIMEOUT_S = 300  # all cells; a cold identity cache first derives the default companion
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.is_file(), reason="Debian's chromium is absent (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 
 HEADING = """() => [...document.querySelectorAll('.jp-Notebook .jp-RenderedMarkdown h1')]
   .some(h => h.textContent.startsWith('00'))"""
@@ -139,7 +128,7 @@ def seen(lab: LabServer) -> Iterator[Seen]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch(pw)
         try:
             page = chromium.new_page(viewport={"width": 1280, "height": 1000})
             page.set_default_timeout(60_000)

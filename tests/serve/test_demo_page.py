@@ -16,23 +16,12 @@ import httpx
 import pytest
 
 from serve.settings import LiveKitSettings
+from tests.browser import launch, needs_chromium
 from tests.serve.conftest import KEYS, auth
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VENDOR = Path(__file__).parents[2] / "serve" / "static" / "vendor" / "livekit-client.esm.js"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.is_file(), reason="Debian's chromium is absent (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 
 PLAYING = """() => {
   const v = document.getElementById('video');
@@ -46,7 +35,7 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch(pw)
         try:
             yield chromium
         finally:
