@@ -43,7 +43,7 @@ from evals.weights import external_status, load_registry, set_active_registry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["REGRESSION_EXIT", "cli", "main", "pkg_file", "run"]
+__all__ = ["REGRESSION_EXIT", "SuiteSpec", "cli", "main", "pkg_file", "run", "suite_spec"]
 
 REGRESSION_EXIT = 3
 """Exit code of a run in which a metric regressed past its threshold against ``baseline=``
@@ -86,7 +86,7 @@ def _clip_row(score: ClipScore) -> dict[str, Any]:
 
 
 @dataclass
-class _SuiteSpec:
+class SuiteSpec:
     """The suite part of the config: groups, thresholds, external weights, a metric factory."""
 
     groups: list[str]
@@ -95,7 +95,9 @@ class _SuiteSpec:
     factory: Callable[[], Suite]
 
 
-def _suite_spec(suite_cfg: DictConfig) -> _SuiteSpec:
+def suite_spec(suite_cfg: DictConfig) -> SuiteSpec:
+    """The ``suite`` node of an eval config, checked: its groups, thresholds and external
+    weights keyed ``group/metric``, and a factory of fresh :class:`Suite` objects."""
     groups = list(suite_cfg)
     for g in groups:
         unknown = set(suite_cfg[g]) - {"metrics", "thresholds", "external"}
@@ -113,7 +115,7 @@ def _suite_spec(suite_cfg: DictConfig) -> _SuiteSpec:
         )
 
     external = {k: str(v) for k, v in keyed("external").items()}
-    return _SuiteSpec(groups, keyed("thresholds"), external, factory)
+    return SuiteSpec(groups, keyed("thresholds"), external, factory)
 
 
 def _log_results(
@@ -149,7 +151,7 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
     t0 = time.perf_counter()
     baseline = load_baseline(cfg.baseline) if cfg.baseline else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = _suite_spec(cfg.suite)
+    spec = suite_spec(cfg.suite)
     probe = spec.factory()
     directions = probe.directions()
     compare({}, {}, spec.thresholds, directions)  # fails fast on a threshold for no metric

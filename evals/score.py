@@ -30,7 +30,6 @@ from typing import Any
 import av
 import numpy as np
 from hydra.errors import HydraException
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -42,6 +41,7 @@ from avatar.quiet import NativeStderrFilter, quiet_native_logs
 from evals.errors import UnscorableClip
 from evals.features import features_from_file
 from evals.results import json_ready
+from evals.run import suite_spec
 from evals.suite import Suite
 from evals.weights import external_status, load_registry
 
@@ -183,14 +183,8 @@ def _main(overrides: list[str], native: NativeStderrFilter) -> int:
                 "video is required: video=PATH (usage: python -m evals.score video=clip.mp4 "
                 "[audio=speech.wav] [companion.images=[a.png]])"
             )
-        suite = Suite(
-            {g: {n: instantiate(m) for n, m in cfg.suite[g].metrics.items()} for g in cfg.suite}
-        )
-        external = {
-            f"{g}/{k}": str(v)
-            for g in cfg.suite
-            for k, v in (cfg.suite[g].get("external") or {}).items()
-        }
+        spec = suite_spec(cfg.suite)
+        suite, external = spec.factory(), spec.external
         registry = load_registry(OmegaConf.to_container(cfg.weights, resolve=True))  # type: ignore[arg-type]
         skipped = external_status(external, registry)
         scores = score_video(
