@@ -29,7 +29,7 @@ from avatar.media.outputs import check_output_path
 from avatar.motion.emotion import EXPRESSION_TARGETS
 from avatar.motion.track import CHANNELS, MOUTH_CHANNELS
 from avatar.motion.visemes import VISEME_TARGETS
-from evals.look_portraits import LOOK_PORTRAITS, look_portraits
+from avatar.sample_portraits import LOOK_PORTRAITS, look_portraits
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Portraits for looking at the face closely: the default companion, a photo and a cartoon.
+"""Sample portraits found in installed packages or drawn here: the default companion, a photo
+and a cartoon (the look's contact sheet, the made-here renderer corpus).
 
 - ``embedded:astronaut``: the default companion (scikit-image's astronaut, public domain): a
   small face (about 95 px wide in the source) smiling with teeth.
