@@ -11,6 +11,10 @@ Exit codes:
 Inputs are checked before any work, in this order: the mode's keys (see ``configs/render.yaml``
 and :mod:`avatar.render_request`), the output path, the text, the companion, the configured
 components, the voice; then the audio file is read and the render starts.
+
+``drive=<video>``: the face in a video drives the companion (:mod:`avatar.drive`); the MP4 has
+the video's duration and carries its soundtrack (silence when it has none). It takes no text,
+audio or listen keys.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 
 import hydra
@@ -32,8 +37,11 @@ from omegaconf import DictConfig, OmegaConf
 import avatar.config  # noqa: F401  (registers the ${repo:...} config resolver)
 from avatar.companion import CompanionSpec, configs_dir
 from avatar.entry_errors import report
-from avatar.errors import Terminated
-from avatar.media import load_audio
+from avatar.errors import ConfigValueError, Terminated
+from avatar.media import (
+    check_output_path,
+    load_audio,
+)
 from avatar.pipeline import Pipeline, RenderResult
 from avatar.quiet import NativeStderrFilter, quiet_native_logs
 from avatar.render_request import MODE_KEYS, Request, make_request
@@ -43,6 +51,7 @@ __all__ = ["hydra_for_one_call", "main", "request_from_config", "run"]
 log = logging.getLogger("avatar.render")
 
 _NULL_DEFAULT = ("text_file", "audio", "listen", "transcript", "emotion")  # set = not null
+_NOT_WITH_DRIVE = (*_NULL_DEFAULT, "text", "mouth_source", "emotion_intensity")
 _LITERAL = ("text", "transcript", "emotion")  # user text: read without interpolation
 
 
@@ -91,6 +100,24 @@ def _render(
     )
 
 
+def _drive_request(cfg: DictConfig, given: set[str]) -> tuple[str, Path]:
+    """(video, out) of a ``drive=`` render; keys of the other modes are an error."""
+    video = cfg.get("drive")
+    clash = [
+        k for k in _NOT_WITH_DRIVE if (k in given) or (k in _NULL_DEFAULT and cfg[k] is not None)
+    ]
+    if clash:
+        keys = ", ".join(f"{k}=" for k in clash)
+        raise ConfigValueError(
+            f"{keys} cannot be used with drive= (the video brings the motion and the sound); "
+            "remove " + ("them" if len(clash) > 1 else "it")
+        )
+    if not str(video).strip():
+        raise ConfigValueError("drive= is empty: give the path of a video with a face")
+    out = check_output_path(None if cfg.out is None else str(cfg.out), key="out")
+    return str(video), out
+
+
 def _job(cfg: DictConfig, native: NativeStderrFilter) -> None:
     """Render one request (inside Hydra's job: the run directory and logging are set up)."""
     age_at_main = process_age_s()
@@ -98,13 +125,22 @@ def _job(cfg: DictConfig, native: NativeStderrFilter) -> None:
     native.verbose = bool(cfg.get("verbose", False))
     from avatar.config import companion_from_config, pipeline_from_config
 
-    request = request_from_config(cfg, given_keys())
+    given = given_keys()
+    drive = _drive_request(cfg, given) if cfg.get("drive") is not None else None
+    request = None if drive else request_from_config(cfg, given)
     companion = companion_from_config(cfg)
     pipeline = pipeline_from_config(cfg)
-    if request.mode == "text":
+    if request is not None and request.mode == "text":
         pipeline.voices.get(companion.voice)  # an unknown voice fails before any work
     t_call = time.perf_counter()
-    result = _render(pipeline, companion, request, float(cfg.max_audio_seconds))
+    limit = float(cfg.max_audio_seconds)
+    if drive is not None:
+        from avatar.drive import render_drive  # scipy's solvers load only for drive=
+
+        result = render_drive(pipeline, companion, *drive, max_seconds=limit)
+    else:
+        assert request is not None
+        result = _render(pipeline, companion, request, limit)
     cold_start = age_at_main + (t_call - t_main) + result.timings["first_frame"]
     log.info(
         "%s: %d frames at %g fps, %.2f s of audio, real-time factor %.3f",

@@ -37,6 +37,7 @@ LATER_STAGES = (
     "avatar.streaming",
     "avatar.config",
     "avatar.cli",
+    "avatar.drive",
     "avatar.render",
     "avatar.render_ahead",
     "avatar.render_workers",
