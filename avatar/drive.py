@@ -9,7 +9,7 @@ rig, which :mod:`avatar.motion` may not import. ``avatar-render drive=<video>`` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,13 +22,16 @@ from avatar.media import iter_video_frames, probe_mp4, read_mp4
 from avatar.speech.tts import silence_speech
 
 if TYPE_CHECKING:
+    from avatar.identity.landmarker import FaceObservation
+    from avatar.motion.track import MotionTrack
     from avatar.motion.tracking import FittedMotion
     from avatar.pipeline import Pipeline
     from avatar.render_result import RenderResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["motion_from_video", "render_drive", "rig_bases", "track_video_face"]
+__all__ = ["fit_tracked_faces", "motion_from_video", "render_drive", "rig_bases"]
+__all__ += ["track_video_face"]
 
 
 def rig_bases(landmarks: np.ndarray, canvas_px: int = 256) -> dict[str, np.ndarray]:
@@ -142,3 +145,27 @@ def render_drive(
     speech = silence_speech(len(samples) / rate, rate)
     track = Audio(samples, rate)
     return pipeline.render_speech(companion, speech, out, motion=motion, soundtrack=track)
+
+
+def fit_tracked_faces(
+    faces: Sequence[FaceObservation | None], reference: int, fps: float
+) -> MotionTrack:
+    """Rig channels of faces tracked at ``fps`` (None where none was found), at rest as in
+    frame ``reference``: the fitter of :func:`avatar.data.video_shard.make_shard`, whose
+    identity is made from that frame, so the channels move the portrait as the video moved.
+
+    Returns:
+        A :class:`~avatar.motion.track.MotionTrack` of ``len(faces)`` frames at ``fps``.
+    """
+    from avatar.motion.tracking import fit_motion
+
+    if not 0 <= reference < len(faces) or faces[reference] is None:
+        raise ValueError(f"reference frame {reference} holds no face")
+    missing = np.full((478, 3), np.nan, np.float32)
+    landmarks = np.stack([missing if f is None else f.landmarks for f in faces])
+    times = np.arange(len(faces)) / fps
+    rest = faces[reference].landmarks
+    fitted = fit_motion(
+        landmarks, times, rig_bases, duration=len(faces) / fps, fps=fps, rest_landmarks=rest
+    )
+    return fitted.track
