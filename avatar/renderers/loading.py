@@ -103,4 +103,5 @@ def load_renderer(
             f"{path}: a network checkpoint without a renderer config (save it with "
             "avatar.checkpoint.save_network(..., renderer={...}))"
         )
-    return _build(config, str(path), net=load_network(path, map_location=device), device=device)
+    # read on the CPU: the renderer checks the device (a clear error without CUDA) and moves it
+    return _build(config, str(path), net=load_network(path, map_location="cpu"), device=device)
