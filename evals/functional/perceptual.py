@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from avatar.errors import WeightsMissingError
+from avatar.modules.perceptual import load_stlpips
 from evals.functional.reconstruction import frame_pairs
 
 if TYPE_CHECKING:
@@ -92,14 +93,6 @@ def load_lpips(
 
 
 @lru_cache(maxsize=2)
-def load_stlpips(net: str = "alex") -> nn.Module:
-    """ST-LPIPS (shift-tolerant) from the ``stlpips-pytorch`` wheel (weights included)."""
-    from stlpips_pytorch import stlpips  # type: ignore[import-untyped]
-
-    model = stlpips.LPIPS(net=net, variant="shift_tolerant", verbose=False)
-    return model.eval()
-
-
 @torch.no_grad()
 def _perceptual_update(video: Any, target_video: Any, model: nn.Module) -> tuple[float, float]:
     """Sums: (per-frame distance, frames)."""
