@@ -37,7 +37,7 @@ from evals.benchmark import ClipScore, RendererScores, benchmark_items, run_benc
 from evals.compare import compare, load_baseline
 from evals.loggers import NullLogger, ResultsLogger
 from evals.plots import plot_sync
-from evals.results import table, write_csv, write_json
+from evals.results import side_by_side, table, text_table, write_csv, write_json
 from evals.suite import Suite
 from evals.weights import external_status, load_registry, set_active_registry
 
@@ -218,6 +218,11 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
     }
     write_json(out_dir / "results.json", results)
     write_csv(out_dir / "clips.csv", results["clips"], _CLIP_COLUMNS)
+    names = [r.name for r in scores]
+    compared = side_by_side(metrics, names)
+    write_csv(out_dir / "renderers.csv", compared, ["metric", *names])
+    if len(names) > 1:
+        log.info("renderers side by side:\n%s", text_table(compared, ["metric", *names]))
     group = cfg.results_logger.get("group") or "+".join(spec.groups)
     logger = instantiate(cfg.results_logger, group=group) if cfg.results_logger else NullLogger()
     _log_results(logger, out_dir, results, scores, plots, code)

@@ -83,6 +83,13 @@ def test_run_writes_results_logs_offline_and_fails_on_a_regression(
     assert metrics["meshwarp128/lipsync/visemes_agreement"] > 0.8  # the motion's own timings
     assert "2 reference images" in skipped["meshwarp128/identity/retention"]
     assert compare(metrics, metrics, results["thresholds"], results["directions"]) == []
+    with (tmp_path / "renderers.csv").open() as fh:  # one column per renderer
+        compared = list(csv.DictReader(fh))
+    assert compared and set(compared[0]) == {"metric", "meshwarp128"}
+    by_metric = {row["metric"]: row["meshwarp128"] for row in compared}
+    assert float(by_metric["lipsync/av_confidence"]) == pytest.approx(
+        results["metrics"]["meshwarp128/lipsync/av_confidence"]
+    )
     with (tmp_path / "clips.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and rows[0]["companion"] == "default"
