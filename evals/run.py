@@ -223,8 +223,10 @@ def run(cfg: DictConfig, out_dir: Path) -> int:
     write_csv(out_dir / "renderers.csv", compared, ["metric", *names])
     if len(names) > 1:
         log.info("renderers side by side:\n%s", text_table(compared, ["metric", *names]))
-    group = cfg.results_logger.get("group") or "+".join(spec.groups)
-    logger = instantiate(cfg.results_logger, group=group) if cfg.results_logger else NullLogger()
+    logger: ResultsLogger = NullLogger()
+    if cfg.results_logger:  # results_logger=null: files only
+        group = cfg.results_logger.get("group") or "+".join(spec.groups)
+        logger = instantiate(cfg.results_logger, group=group)
     _log_results(logger, out_dir, results, scores, plots, code)
     log.info(
         "results: %s (%d metrics, %d skipped, %d regressions, %.0f s)",

@@ -202,3 +202,25 @@ def test_cli_process_refuses_bad_arguments_with_exit_2(tmp_path: Path) -> None:
         (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
         assert expected in line
     assert not (tmp_path / "run").exists()
+
+
+def test_two_renderers_side_by_side_without_a_logger(tmp_path: Path, identity_cache: Path) -> None:
+    """Mesh-warp and the neural renderer (an untrained network: it renders the plain warp, no
+    painted lips) in one run, compared column by column; results_logger=null writes files only."""
+    from avatar.checkpoint import save_network
+    from avatar.modules.refine_unet import WarpRefineNet
+    from avatar.motion.track import CHANNELS
+    from evals.run import run
+
+    net = WarpRefineNet(motion_dim=len(CHANNELS), base_channels=4, depth=2)
+    ckpt = save_network(tmp_path / "neural.ckpt", net)
+    neural = f"['renderer=neural','renderer.size=128','renderer.ckpt_path={ckpt}']"
+    small = [o for o in _overrides(tmp_path, identity_cache) if not o.startswith("suite.")]
+    overrides = [*small, f"+benchmark.renderers.neural128={neural}"]
+    cfg = compose("eval", [*overrides, "suite=lipsync", "results_logger=null"])
+    assert run(cfg, tmp_path / "run") == 0
+    with (tmp_path / "run" / "renderers.csv").open() as fh:
+        rows = {row["metric"]: row for row in csv.DictReader(fh)}
+    assert set(rows["lipsync/av_offset_abs"]) == {"metric", "meshwarp128", "neural128"}
+    assert all(row["meshwarp128"] != "" and row["neural128"] != "" for row in rows.values())
+    assert not (tmp_path / "run" / "wandb").exists()
