@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from avatar.entry_errors import anticipated, report
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +93,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry: train, and return ``optimized_metric`` for sweeps."""
-    metrics, _ = train(cfg)
+    """Hydra entry: train, and return ``optimized_metric`` for sweeps. Bad input or
+    configuration (a missing data folder, a checkpoint that does not fit) exits 2 with one line
+    (:mod:`avatar.entry_errors`); anything else is a bug and shows its traceback."""
+    try:
+        metrics, _ = train(cfg)
+    except Exception as exc:
+        if anticipated(exc) is None:
+            raise
+        sys.exit(report(exc))
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
 

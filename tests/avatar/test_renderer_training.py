@@ -229,3 +229,20 @@ def test_gan_and_lpips_terms_train_and_stay_out_of_the_checkpoint(datamodule, tm
     state = torch.load(ckpt, weights_only=True)["state_dict"]
     assert not any(k.startswith("_lpips") or "lpips" in k for k in state)
     assert isinstance(load_network(ckpt, expected=WarpRefineNet), WarpRefineNet)
+
+
+def test_the_training_command_reports_a_missing_folder_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "nowhere"
+    proc = subprocess.run(
+        [sys.executable, "-m", "avatar.train", "experiment=renderer_neural", f"data.path={missing}"]
+        + ["~logger", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"error: ConfigValueError: data.path {missing}: no such folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
